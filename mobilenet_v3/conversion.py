@@ -1,0 +1,60 @@
+"""Keras -> TFLite conversion with the settings that keep the graph lean and the build fast.
+
+The model is traced with a fixed batch of 1 (a dynamic batch adds SHAPE/STRIDED_SLICE/PACK
+ops), its variables frozen into constants, and the frozen function converted. This gives the
+same ops as `from_keras_model` without the variable ops `from_concrete_functions` leaves on an
+unfrozen function, and is ~10x faster because it skips `from_keras_model`'s internal Keras
+SavedModel export (measured: 2.4 s vs 36 s for Large 0.5 @96).
+"""
+
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+from tensorflow.python.framework.convert_to_constants import (
+    convert_variables_to_constants_v2)
+
+FORMATS = ("float32", "float16", "dynamic", "int8")
+
+
+def frozen_function(model: tf_keras.Model, batch_size: int = 1):
+    """The model's inference function for a fixed batch, variables folded into constants."""
+    shape = (batch_size,) + tuple(model.input_shape[1:])
+    if any(d is None for d in shape):
+        raise ValueError(f"TFLite export needs a fixed input resolution; model input is "
+                         f"{model.input_shape}")
+    function = tf.function(lambda image: model(image, training=False))
+    concrete = function.get_concrete_function(tf.TensorSpec(shape, tf.float32, name="image"))
+    return convert_variables_to_constants_v2(concrete)
+
+
+def convert(model: tf_keras.Model, fmt: str = "float32",
+            representative_images: Optional[Callable[[], Iterable[np.ndarray]]] = None,
+            io_dtype=tf.float32) -> bytes:
+    """Converts a tf_keras model to a TFLite flatbuffer with batch size 1.
+
+    fmt: 'float32'; 'float16' (fp16 weights); 'dynamic' (int8 weights, float activations);
+    'int8' (full integer: post-training with `representative_images`, a callable yielding
+    single images, or from a QAT model's fake-quant ranges without it).
+    io_dtype applies to 'int8' only (tf.float32, tf.int8 or tf.uint8).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen_function(model)])
+    if fmt == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif fmt == "dynamic":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    elif fmt == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        if representative_images is not None:
+            def dataset():
+                for image in representative_images():
+                    yield [np.asarray(image, np.float32)[None]]
+            converter.representative_dataset = dataset
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = io_dtype
+        converter.inference_output_type = io_dtype
+    return converter.convert()

@@ -1,0 +1,64 @@
+"""Reads .tflite flatbuffers with the LiteRT interpreter: ops, delegate partitions, dtypes.
+
+`BUILTIN_WITHOUT_DEFAULT_DELEGATES` shows the model's real ops; the default resolver applies
+XNNPACK and shows one DELEGATE node per partition it took.
+"""
+
+import collections
+from typing import Dict, List, Optional
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+
+def interpreter(tflite: bytes, num_threads: Optional[int] = 1, xnnpack: bool = True):
+    resolver = OpResolverType.AUTO if xnnpack else \
+        OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    it = Interpreter(model_content=tflite, num_threads=num_threads,
+                     experimental_op_resolver_type=resolver)
+    it.allocate_tensors()
+    return it
+
+
+def op_names(tflite: bytes) -> List[str]:
+    """The model's builtin ops in execution order (no delegate applied)."""
+    return [op["op_name"] for op in interpreter(tflite, xnnpack=False)._get_ops_details()]
+
+
+def op_histogram(tflite: bytes) -> Dict[str, int]:
+    return dict(collections.Counter(op_names(tflite)))
+
+
+def xnnpack_partitions(tflite: bytes) -> int:
+    """How many pieces XNNPACK cut the graph into (1 = the whole graph runs in XNNPACK)."""
+    ops = interpreter(tflite, xnnpack=True)._get_ops_details()
+    return sum(1 for op in ops if op["op_name"] == "DELEGATE")
+
+
+def float_tensors_inside(tflite: bytes) -> List[str]:
+    """Names of float tensors other than the graph's inputs and outputs (for int8 graphs)."""
+    it = interpreter(tflite, xnnpack=False)
+    io = {d["index"] for d in it.get_input_details() + it.get_output_details()}
+    return [t["name"] for t in it.get_tensor_details()
+            if t["index"] not in io and np.dtype(t["dtype"]).kind == "f"]
+
+
+def run(tflite: bytes, images: np.ndarray, num_threads: int = 1) -> np.ndarray:
+    """Runs a batch-1 model over `images` one by one; (de)quantizes int8/uint8 I/O."""
+    it = interpreter(tflite, num_threads=num_threads)
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    results = []
+    for image in images:
+        x = image[None]
+        if np.dtype(inp["dtype"]).kind in "iu":
+            scale, zero = inp["quantization"]
+            info = np.iinfo(inp["dtype"])
+            x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        it.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        it.invoke()
+        y = it.get_tensor(out["index"])
+        if np.dtype(out["dtype"]).kind in "iu":
+            scale, zero = out["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        results.append(y[0])
+    return np.stack(results)

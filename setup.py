@@ -1,0 +1,28 @@
+"""mobilenet-v3: MobileNetV3 (Howard et al., 2019) for TensorFlow/tf_keras, with TFLite export."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="mobilenet-v3",
+    version="0.1.0",
+    description="Reference MobileNetV3-Large/Small for tf_keras: training, TFLite export, "
+                "phone latency benchmarks",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["mobilenet_v3", "mobilenet_v3.*"]),
+    # A set measured to install and work together (../shared/TOOLCHAIN.md). tfmot 0.8 can only
+    # quantize Keras 2 models, hence tf-keras; it also pins absl-py ~= 1.2.
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "tf-keras>=2.21,<2.22",
+        "tensorflow-model-optimization>=0.8.1,<0.9",
+        "tensorflow-datasets>=4.9.10,<4.10",
+        "importlib_resources>=6",
+        "ai-edge-litert>=2.3,<2.4",
+        "absl-py>=1.2,<2",
+        "numpy>=1.26,<3",
+        "matplotlib>=3.8",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+)
