@@ -22,6 +22,7 @@ class LayerCost:
     madds: int
     params: int
     trainable_params: int
+    weight_params: int        # params outside batch norm (what the paper's tables count)
 
 
 def _shape(tensor_shape) -> tuple:
@@ -56,20 +57,23 @@ def profile(model: tf_keras.Model) -> List[LayerCost]:
                 f"layer {layer.name!r} has a dynamic output shape {output_shape}; profile a "
                 "model built with a fixed input resolution")
         trainable = int(sum(np.prod(w.shape) for w in layer.trainable_weights))
+        params = int(layer.count_params())
+        is_bn = isinstance(layer, layers.BatchNormalization)
         costs.append(LayerCost(
             name=layer.name, kind=type(layer).__name__, input_shape=input_shape,
             output_shape=output_shape, madds=_layer_madds(layer, input_shape, output_shape),
-            params=int(layer.count_params()), trainable_params=trainable))
+            params=params, trainable_params=trainable, weight_params=0 if is_bn else params))
     return costs
 
 
 @dataclasses.dataclass(frozen=True)
 class Totals:
     madds: int
-    params: int
+    params: int             # every weight, BN moving statistics included (Keras' count)
     trainable_params: int
+    weight_params: int      # conv/dense weights and biases: the paper's "params"
 
 
 def totals(costs: List[LayerCost]) -> Totals:
-    return Totals(madds=sum(c.madds for c in costs), params=sum(c.params for c in costs),
-                  trainable_params=sum(c.trainable_params for c in costs))
+    return Totals(*(sum(getattr(c, field) for c in costs)
+                    for field in ("madds", "params", "trainable_params", "weight_params")))

@@ -50,12 +50,12 @@ def _describe(config: model_lib.ModelConfig):
     return rows
 
 
-def table_rows(config: model_lib.ModelConfig) -> List[Row]:
-    """Builds the model and sums the profiler's per-layer costs into the paper's rows."""
-    model = model_lib.build_model(config)
+def table_rows(config: model_lib.ModelConfig,
+               costs: List[profiler.LayerCost]) -> List[Row]:
+    """Sums the profiler's per-layer costs of the model built from `config` into table rows."""
     described = _describe(config)
     rows: List[Row] = []
-    for cost in profiler.profile(model):
+    for cost in costs:
         key = cost.name.split("_")[0]
         if key in described and (not rows or rows[-1].key != key):
             op, exp, out, se, nl, stride = described[key]
@@ -70,14 +70,14 @@ def table_rows(config: model_lib.ModelConfig) -> List[Row]:
 
 def summarize(config: model_lib.ModelConfig) -> dict:
     """The JSON-able summary: rows and totals (madds, params, trainable_params)."""
-    model = model_lib.build_model(config)
-    totals = profiler.totals(profiler.profile(model))
+    costs = profiler.profile(model_lib.build_model(config))
+    totals = profiler.totals(costs)
     return {
         "model": config.name, "alpha": config.alpha, "resolution": config.input_shape[0],
         "minimalistic": config.minimalistic, "classes": config.classes,
         "madds": totals.madds, "params": totals.params,
-        "trainable_params": totals.trainable_params,
-        "rows": [dataclasses.asdict(r) for r in table_rows(config)],
+        "trainable_params": totals.trainable_params, "weight_params": totals.weight_params,
+        "rows": [dataclasses.asdict(r) for r in table_rows(config, costs)],
     }
 
 
@@ -95,7 +95,8 @@ def format_table(summary: dict) -> str:
                    f" resolution={summary['resolution']} classes={summary['classes']}")
     text.append(f"total MAdds: {summary['madds']:,} ({summary['madds'] / 1e6:.1f}M)")
     text.append(f"total params: {summary['params']:,} ({summary['params'] / 1e6:.2f}M), "
-                f"trainable: {summary['trainable_params']:,}")
+                f"trainable: {summary['trainable_params']:,}, outside BN (the paper's count): "
+                f"{summary['weight_params']:,} ({summary['weight_params'] / 1e6:.2f}M)")
     return "\n".join(text)
 
 
