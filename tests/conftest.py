@@ -18,7 +18,8 @@ def calibrated_model(config: ModelConfig, seed: int = 0) -> tf_keras.Model:
     """
     tf_keras.utils.set_random_seed(seed)
     model = build_model(ModelConfig(**{**config.__dict__, "bn_momentum": 0.01}))
-    images = np.random.RandomState(seed).uniform(-1, 1, (8,) + tuple(config.input_shape))
+    low, high = (0, 255) if config.include_preprocessing else (-1, 1)
+    images = np.random.RandomState(seed).uniform(low, high, (8,) + tuple(config.input_shape))
     for _ in range(3):
         model(images.astype(np.float32), training=True)
     return model
