@@ -1,0 +1,1 @@
+"""Input pipelines (tf.data): the built-in synthetic dataset and the paper's preprocessing."""
