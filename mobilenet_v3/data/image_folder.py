@@ -1,0 +1,76 @@
+"""Users' own data as an image folder: <root>/<class name>/*.jpg|jpeg|png.
+
+Classes are the sub-folder names in sorted order (label = position). The held-out split is
+stratified and fixed by a seed. Files that cannot be decoded are skipped with a logged
+warning per file (tf.data's ignore_errors), never crashing the run.
+"""
+
+import dataclasses
+import os
+from typing import List, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageFolder:
+    class_names: Tuple[str, ...]
+    files: Tuple[str, ...]
+    labels: Tuple[int, ...]
+
+
+def scan(root: str) -> ImageFolder:
+    """Lists the classes and image files under `root`; clear errors for unusable folders."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"image folder not found: {root!r} (expected "
+                                "<root>/<class name>/*.jpg|png)")
+    class_names = tuple(sorted(d for d in os.listdir(root)
+                               if os.path.isdir(os.path.join(root, d))))
+    if not class_names:
+        raise ValueError(f"no class sub-folders in {root!r} (expected <root>/<class>/*.jpg)")
+    files, labels = [], []
+    for label, name in enumerate(class_names):
+        for filename in sorted(os.listdir(os.path.join(root, name))):
+            if filename.lower().endswith(IMAGE_EXTENSIONS):
+                files.append(os.path.join(root, name, filename))
+                labels.append(label)
+    if not files:
+        raise ValueError(f"no .jpg/.jpeg/.png files under {root!r}")
+    return ImageFolder(class_names, tuple(files), tuple(labels))
+
+
+def split(folder: ImageFolder, held_out_fraction: float,
+          seed: int = 0) -> Tuple[ImageFolder, ImageFolder]:
+    """(train, held_out): the same fraction of every class held out, chosen by `seed`."""
+    if not 0.0 <= held_out_fraction < 1.0:
+        raise ValueError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
+    rng = np.random.RandomState(seed)
+    labels = np.array(folder.labels)
+    held = np.zeros(len(labels), bool)
+    for label in range(len(folder.class_names)):
+        members = np.flatnonzero(labels == label)
+        count = int(round(len(members) * held_out_fraction))
+        held[rng.permutation(members)[:count]] = True
+
+    def subset(mask) -> ImageFolder:
+        idx = np.flatnonzero(mask)
+        return ImageFolder(folder.class_names, tuple(folder.files[i] for i in idx),
+                           tuple(int(labels[i]) for i in idx))
+    return subset(~held), subset(held)
+
+
+def decode(path, label):
+    image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image, label
+
+
+def dataset(folder: ImageFolder) -> tf.data.Dataset:
+    """(uint8 image, int32 label) in file order; undecodable files are skipped and logged."""
+    files: List[str] = list(folder.files)
+    ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(folder.labels, tf.int32)))
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return ds.ignore_errors(log_warning=True)
