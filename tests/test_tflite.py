@@ -2,6 +2,7 @@ import collections
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras
 
 from mobilenet_v3 import ModelConfig, build_model, conversion, tflite_inspect
@@ -57,3 +58,25 @@ def test_bad_conversion_requests():
     fixed = build_model(ModelConfig(name="small", alpha=0.35, input_shape=(32, 32, 3)))
     with pytest.raises(ValueError, match="format"):
         conversion.convert(fixed, "int4")
+
+
+def test_float16_dynamic_and_post_training_int8(random_images):
+    model = calibrated_model(ModelConfig(name="small", alpha=0.5, input_shape=(48, 48, 3),
+                                         classes=10, classifier_activation=None,
+                                         include_preprocessing=False))
+    x = random_images(8, (48, 48, 3))
+    expected = model(x, training=False).numpy()
+    float32 = conversion.convert(model)
+    float16 = conversion.convert(model, "float16")
+    assert len(float16) < 0.6 * len(float32)            # fp16 weights
+    assert np.abs(tflite_inspect.run(float16, x) - expected).max() <= 1e-2 * np.abs(
+        expected).max()
+    dynamic = conversion.convert(model, "dynamic")
+    assert len(dynamic) < 0.4 * len(float32)            # int8 weights
+    int8 = conversion.convert(model, "int8", representative_images=lambda: iter(x),
+                              io_dtype=tf.int8)
+    assert tflite_inspect.float_tensors_inside(int8) == []
+    io = tflite_inspect.interpreter(int8).get_input_details()[0]
+    assert io["dtype"] == np.int8
+    got = tflite_inspect.run(int8, x)
+    assert np.corrcoef(got.ravel(), expected.ravel())[0, 1] > 0.9
