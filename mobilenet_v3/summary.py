@@ -69,7 +69,7 @@ def table_rows(config: model_lib.ModelConfig,
 
 
 def summarize(config: model_lib.ModelConfig) -> dict:
-    """The JSON-able summary: rows and totals (madds, params, trainable_params)."""
+    """The JSON-able summary: rows and totals (madds, params, trainable_params, weight_params)."""
     costs = profiler.profile(model_lib.build_model(config))
     totals = profiler.totals(costs)
     return {

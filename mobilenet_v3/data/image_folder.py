@@ -7,7 +7,7 @@ warning per file (tf.data's ignore_errors), never crashing the run.
 
 import dataclasses
 import os
-from typing import List, Tuple
+from typing import Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -70,7 +70,7 @@ def decode(path, label):
 
 def dataset(folder: ImageFolder) -> tf.data.Dataset:
     """(uint8 image, int32 label) in file order; undecodable files are skipped and logged."""
-    files: List[str] = list(folder.files)
-    ds = tf.data.Dataset.from_tensor_slices((files, tf.constant(folder.labels, tf.int32)))
+    ds = tf.data.Dataset.from_tensor_slices((list(folder.files),
+                                             tf.constant(folder.labels, tf.int32)))
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.ignore_errors(log_warning=True)
