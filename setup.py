@@ -16,6 +16,7 @@ setup(
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "tf-keras>=2.21,<2.22",
+        "tensorboard>=2.20,<2.22",   # TF 2.21 no longer pulls it in; tf.summary needs it
         "tensorflow-model-optimization>=0.8.1,<0.9",
         "tensorflow-datasets>=4.9.10,<4.10",
         "importlib_resources>=6",

@@ -1,0 +1,152 @@
+"""Train MobileNetV3 with the paper's recipe: `python train.py --flagfile=configs/demo.cfg`.
+
+Flags only map onto mobilenet_v3.trainer.TrainConfig; the library does the work. Rerunning
+the same command with the same --model_dir resumes from the newest checkpoint.
+
+Exit codes: 0 done; 1 bad flags or input (a clear message on stderr: unknown flag, missing
+data, a model_dir holding another model); 143 stopped by SIGTERM after saving a checkpoint
+(rerun the same command to resume).
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+
+# Model
+flags.DEFINE_enum("model", "large", ["large", "small"], "MobileNetV3 variant.")
+flags.DEFINE_float("alpha", 1.0, "Width multiplier.")
+flags.DEFINE_bool("minimalistic", False, "3x3 kernels, ReLU, no SE (TF-Slim's variant).")
+flags.DEFINE_integer("resolution", 224, "Input resolution (square).")
+flags.DEFINE_float("dropout", 0.2, "Dropout rate before the classifier.")
+flags.DEFINE_float("weight_decay", 1e-5, "L2 on conv/dense kernels, not depthwise (slim).")
+flags.DEFINE_float("bn_momentum", 0.99, "BatchNorm moving-average decay.")
+# Data
+flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "image_folder", "imagenet"],
+                  "Training data: the built-in synthetic set, <root>/<class>/*.jpg, or "
+                  "tfds imagenet2012.")
+flags.DEFINE_string("image_folder", None, "Root of an image folder (--dataset=image_folder).")
+flags.DEFINE_float("held_out_fraction", 0.1, "Image folder: fraction held out per class.")
+flags.DEFINE_string("data_dir", None, "tfds data_dir (prepared TFRecords).")
+flags.DEFINE_string("manual_dir", None,
+                    "Folder with ILSVRC2012_img_train.tar / _val.tar to prepare ImageNet.")
+flags.DEFINE_enum("imagenet_classes", "1000", ["1000", "1001"],
+                  "1001 shifts labels by one for a background class 0 (TF-Slim).")
+flags.DEFINE_integer("num_classes", 10, "Synthetic data: number of classes.")
+flags.DEFINE_integer("synthetic_train_examples", 10000, "Synthetic data: training examples.")
+flags.DEFINE_integer("synthetic_eval_examples", 1000, "Synthetic data: held-out examples.")
+flags.DEFINE_float("min_crop_area", 0.08, "Inception crop: smallest fraction of the image.")
+flags.DEFINE_integer("shuffle_buffer", 10000, "ImageNet stream shuffle buffer.")
+# Recipe
+flags.DEFINE_integer("batch_size", 4096, "Global batch size (all replicas together).")
+flags.DEFINE_integer("eval_batch_size", None, "Global evaluation batch (default: batch_size).")
+flags.DEFINE_float("epochs", 350.0, "Training epochs (ignored when --train_steps is set).")
+flags.DEFINE_integer("train_steps", None, "Training steps; overrides --epochs.")
+flags.DEFINE_float("base_learning_rate", 0.1, "Learning rate at --base_batch_size images.")
+flags.DEFINE_integer("base_batch_size", 4096, "Batch the base rate refers to (linear scaling).")
+flags.DEFINE_float("warmup_epochs", 5.0, "Linear warm-up epochs.")
+flags.DEFINE_float("decay_epochs", 3.0, "Epochs between learning-rate decays.")
+flags.DEFINE_float("decay_rate", 0.99, "Learning-rate factor per decay.")
+flags.DEFINE_float("rmsprop_momentum", 0.9, "RMSProp momentum.")
+flags.DEFINE_float("rmsprop_rho", 0.9, "RMSProp decay (rho).")
+flags.DEFINE_float("rmsprop_epsilon", 0.002, "RMSProp epsilon (inside the sqrt, TF style).")
+flags.DEFINE_float("label_smoothing", 0.1, "Label smoothing.")
+flags.DEFINE_bool("ema", True, "Keep an EMA of the weights; evaluate and export it.")
+flags.DEFINE_float("ema_momentum", 0.9999, "EMA decay.")
+flags.DEFINE_bool("ema_warmup", True, "Slim's EMA warm-up: decay min(d, (1+t)/(10+t)).")
+# Running
+flags.DEFINE_string("model_dir", None, "Checkpoints, summaries and the final model.")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multi_worker", "tpu"],
+                  "tf.distribute strategy (multi_worker reads TF_CONFIG).")
+flags.DEFINE_string("tpu", None, "TPU name or grpc:// address (--strategy=tpu).")
+flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                  "auto: bfloat16 on TPU, float32 elsewhere; mixed_float16 for GPUs.")
+flags.DEFINE_integer("checkpoint_every_steps", 1000, "Checkpoint cadence.")
+flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept.")
+flags.DEFINE_integer("eval_every_steps", 0, "Evaluation cadence (0: only at the end).")
+flags.DEFINE_integer("log_every_steps", 100, "Progress line / summary cadence.")
+flags.DEFINE_integer("steps_per_loop", 1, "Steps per tf.function call (e.g. 100 on TPU).")
+flags.DEFINE_integer("seed", 0, "Seed of data order, augmentation and initialisation.")
+flags.DEFINE_bool("deterministic", False, "Enable TF op determinism (bit-identical reruns).")
+flags.DEFINE_integer("logical_cpus", 0,
+                     "Split the CPU into this many logical devices (testing mirrored on CPU).")
+
+
+def config_from_flags():
+    from mobilenet_v3.data.pipeline import DataConfig
+    from mobilenet_v3.model import ModelConfig
+    from mobilenet_v3.optimizer import OptimizerConfig
+    from mobilenet_v3.schedule import ScheduleConfig
+    from mobilenet_v3.trainer import TrainConfig
+    if not FLAGS.model_dir:
+        raise ValueError("--model_dir is required (checkpoints and the final model go there)")
+    return TrainConfig(
+        model_dir=FLAGS.model_dir,
+        model=ModelConfig(name=FLAGS.model, alpha=FLAGS.alpha, minimalistic=FLAGS.minimalistic,
+                          dropout_rate=FLAGS.dropout, weight_decay=FLAGS.weight_decay,
+                          bn_momentum=FLAGS.bn_momentum),
+        data=DataConfig(source=FLAGS.dataset, image_size=FLAGS.resolution, seed=FLAGS.seed,
+                        min_crop_area=FLAGS.min_crop_area, num_classes=FLAGS.num_classes,
+                        synthetic_train_examples=FLAGS.synthetic_train_examples,
+                        synthetic_eval_examples=FLAGS.synthetic_eval_examples,
+                        image_folder=FLAGS.image_folder,
+                        held_out_fraction=FLAGS.held_out_fraction, data_dir=FLAGS.data_dir,
+                        manual_dir=FLAGS.manual_dir,
+                        imagenet_classes=int(FLAGS.imagenet_classes),
+                        shuffle_buffer=FLAGS.shuffle_buffer),
+        schedule=ScheduleConfig(base_learning_rate=FLAGS.base_learning_rate,
+                                base_batch_size=FLAGS.base_batch_size,
+                                warmup_epochs=FLAGS.warmup_epochs,
+                                decay_epochs=FLAGS.decay_epochs, decay_rate=FLAGS.decay_rate),
+        optimizer=OptimizerConfig(momentum=FLAGS.rmsprop_momentum, rho=FLAGS.rmsprop_rho,
+                                  epsilon=FLAGS.rmsprop_epsilon, use_ema=FLAGS.ema,
+                                  ema_momentum=FLAGS.ema_momentum, ema_warmup=FLAGS.ema_warmup),
+        global_batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, train_steps=FLAGS.train_steps,
+        label_smoothing=FLAGS.label_smoothing, eval_batch_size=FLAGS.eval_batch_size,
+        eval_every_steps=FLAGS.eval_every_steps,
+        checkpoint_every_steps=FLAGS.checkpoint_every_steps,
+        keep_checkpoints=FLAGS.keep_checkpoints, log_every_steps=FLAGS.log_every_steps,
+        steps_per_loop=FLAGS.steps_per_loop, strategy=FLAGS.strategy, tpu=FLAGS.tpu,
+        precision=FLAGS.precision, seed=FLAGS.seed, deterministic=FLAGS.deterministic)
+
+
+def _split_cpu(count: int):
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"train.py: unexpected arguments {argv[1:]} (flags are --name=value)",
+              file=sys.stderr)
+        return 1
+    try:
+        config = config_from_flags()
+        config.validate()
+    except ValueError as e:
+        print(f"train.py: {e}", file=sys.stderr)
+        return 1
+    logging.set_verbosity(logging.WARNING)
+    if FLAGS.logical_cpus:
+        _split_cpu(FLAGS.logical_cpus)
+    from mobilenet_v3 import trainer
+    from mobilenet_v3.data.imagenet import DatasetNotPreparedError
+    try:
+        result = trainer.Trainer(config).run()
+    except (DatasetNotPreparedError, FileNotFoundError, ValueError) as e:
+        print(f"train.py: {e}", file=sys.stderr)
+        return 1
+    if result.get("preempted"):
+        return trainer.PREEMPTED_EXIT_CODE
+    print(f"final (EMA weights: {result['ema']}): top-1 {result['top1']:.4f}  "
+          f"top-5 {result['top5']:.4f} on {result['examples']} held-out images; model saved "
+          f"to {config.model_dir}/final", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    flags.mark_flag_as_required("model_dir")
+    app.run(main)
