@@ -11,6 +11,7 @@ continue at the exact step and example, SIGTERM must save, and the evaluated wei
 the EMA ones: all awkward to bolt onto `fit` across strategies.
 """
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -100,6 +101,25 @@ def _trained_model_config(config: TrainConfig, num_classes: int) -> ModelConfig:
                                include_preprocessing=False)
 
 
+@contextlib.contextmanager
+def _model_building_settings(policy: str):
+    """Global Keras settings that layers capture when built, restored afterwards.
+
+    The dtype policy (mixed precision) and tf.random.Generator-backed dropout, whose state
+    is a variable we checkpoint so that a resumed run draws the same masks.
+    """
+    previous_policy = tf_keras.mixed_precision.global_policy()
+    previous_rng = tf_keras.backend.experimental.is_tf_random_generator_enabled()
+    tf_keras.mixed_precision.set_global_policy(policy)
+    tf_keras.backend.experimental.enable_tf_random_generator()
+    try:
+        yield
+    finally:
+        tf_keras.mixed_precision.set_global_policy(previous_policy)
+        if not previous_rng:
+            tf_keras.backend.experimental.disable_tf_random_generator()
+
+
 def _random_generators(model) -> Dict[str, tf.random.Generator]:
     """The dropout layers' tf.random.Generator states, checkpointed for exact resumes."""
     generators = {}
@@ -142,12 +162,9 @@ class Trainer:
         tf_keras.utils.set_random_seed(config.seed)
         if config.deterministic:
             tf.config.experimental.enable_op_determinism()
-        # Dropout draws from tf.random.Generator objects, whose state is checkpointed.
-        tf_keras.backend.experimental.enable_tf_random_generator()
         self.strategy = distribution.make_strategy(config.strategy, config.tpu)
         self.is_chief = distribution.is_chief(self.strategy)
         policy = distribution.mixed_precision_policy(config.precision, config.strategy)
-        tf_keras.mixed_precision.set_global_policy(policy)
         self.policy = policy
 
         self.source = pipeline.open_source(config.data)
@@ -161,7 +178,8 @@ class Trainer:
         self._check_batch_fits_replicas()
 
         with self.strategy.scope():
-            self.model = build_model(self.model_config)
+            with _model_building_settings(policy):
+                self.model = build_model(self.model_config)
             self.learning_rate = schedule_lib.paper_schedule(config.schedule, batch,
                                                              self.steps_per_epoch)
             opt = optimizer_lib.build_optimizer(config.optimizer, self.learning_rate)
@@ -343,7 +361,7 @@ class Trainer:
         if self.strategy.extended._in_multi_worker_mode():
             flag = tf.constant(1.0 if local else 0.0)
             value = self.strategy.reduce(
-                tf.distribute.ReduceOp.MAX,
+                tf.distribute.ReduceOp.SUM,
                 self.strategy.run(lambda: tf.identity(flag)), axis=None)
             return bool(value.numpy() > 0)
         return local

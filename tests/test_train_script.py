@@ -1,0 +1,206 @@
+"""train.py end to end in real processes: kill -9 and resume, SIGTERM, mirrored on two
+logical CPUs, two multi_worker processes on loopback, an image folder with corrupt files."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TRAIN = os.path.join(ROOT, "train.py")
+TINY = ["--model=small", "--alpha=0.35", "--resolution=32", "--dataset=synthetic",
+        "--synthetic_train_examples=512", "--synthetic_eval_examples=64", "--batch_size=16",
+        "--ema_momentum=0.9", "--base_learning_rate=0.4", "--warmup_epochs=0.5",
+        "--log_every_steps=20"]
+
+
+def _env(**extra):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env.pop("TF_CONFIG", None)
+    env.update(extra)
+    return env
+
+
+def _train(*args, timeout=600, **kwargs):
+    return subprocess.run([sys.executable, TRAIN, *TINY, *args], capture_output=True,
+                          text=True, env=_env(), timeout=timeout, **kwargs)
+
+
+def _final_weights(model_dir):
+    model = tf_keras.models.load_model(os.path.join(model_dir, "final", "model.keras"))
+    return [w.numpy() for w in model.weights]
+
+
+def _checkpoint_steps(model_dir):
+    state = os.path.join(model_dir, "checkpoints", "checkpoint")
+    if not os.path.exists(state):
+        return []
+    return sorted(int(f.split("-")[1].split(".")[0]) for f in
+                  os.listdir(os.path.join(model_dir, "checkpoints")) if f.endswith(".index"))
+
+
+def _start(model_dir, *args):
+    return subprocess.Popen([sys.executable, TRAIN, *TINY, f"--model_dir={model_dir}", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=_env())
+
+
+def _wait_for_checkpoint(proc, model_dir, timeout=300):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if _checkpoint_steps(model_dir):
+            return
+        if proc.poll() is not None:
+            raise AssertionError("training ended before its first checkpoint:\n"
+                                 + proc.stdout.read())
+        time.sleep(0.05)
+    raise AssertionError("no checkpoint appeared")
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    steps = ["--train_steps=400", "--checkpoint_every_steps=20", "--deterministic",
+             "--keep_checkpoints=2"]
+    straight = _train(f"--model_dir={tmp_path / 'straight'}", *steps)
+    assert straight.returncode == 0, straight.stderr[-3000:]
+
+    killed_dir = tmp_path / "killed"
+    proc = _start(killed_dir, *steps)
+    _wait_for_checkpoint(proc, str(killed_dir))
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    saved = _checkpoint_steps(str(killed_dir))
+    assert saved and max(saved) < 400 and not (killed_dir / "final").exists()
+
+    resumed = _train(f"--model_dir={killed_dir}", *steps)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed at step {max(saved)}" in resumed.stdout
+    assert len(_checkpoint_steps(str(killed_dir))) == 2          # keeps the last K
+    for a, b in zip(_final_weights(tmp_path / "straight"), _final_weights(killed_dir)):
+        np.testing.assert_array_equal(a, b)
+    top1 = [json.loads((d / "final" / "eval.json").read_text())["top1"]
+            for d in (tmp_path / "straight", killed_dir)]
+    assert top1[0] == top1[1]
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_that_a_rerun_resumes(tmp_path):
+    model_dir = tmp_path / "run"
+    proc = _start(model_dir, "--train_steps=100000", "--checkpoint_every_steps=50")
+    _wait_for_checkpoint(proc, str(model_dir))
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, out[-3000:]
+    assert "SIGTERM: checkpoint saved at step" in out
+    step = int(out.split("checkpoint saved at step ")[1].split(";")[0])
+    assert step in _checkpoint_steps(str(model_dir))
+    assert step % 50 != 0 or step >= 50
+    # The checkpoint is usable: a rerun restores it and continues to a later end.
+    rerun = _train(f"--model_dir={model_dir}", f"--train_steps={step + 5}",
+                   "--checkpoint_every_steps=50")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert f"resumed at step {step}" in rerun.stdout
+    assert json.loads((model_dir / "final" / "eval.json").read_text())["step"] == step + 5
+
+
+@pytest.mark.slow
+def test_mirrored_on_two_logical_cpus(tmp_path):
+    proc = _train(f"--model_dir={tmp_path}", "--strategy=mirrored", "--logical_cpus=2",
+                  "--train_steps=40", "--checkpoint_every_steps=20")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "2 replica(s), global batch 16" in proc.stdout
+    losses = [float(line.split("loss ")[1].split()[0]) for line in proc.stdout.splitlines()
+              if line.startswith("step ")]
+    assert len(losses) == 2 and all(np.isfinite(losses))
+    assert _checkpoint_steps(str(tmp_path)) == [20, 40]
+    assert json.loads((tmp_path / "final" / "eval.json").read_text())["examples"] == 64
+
+
+def _free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@pytest.mark.slow
+def test_two_multi_worker_processes_end_with_identical_weights(tmp_path):
+    workers = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    procs = []
+    for index in range(2):
+        tf_config = json.dumps({"cluster": {"worker": workers},
+                                "task": {"type": "worker", "index": index}})
+        procs.append(subprocess.Popen(
+            [sys.executable, os.path.join(ROOT, "tests", "train_worker.py"),
+             str(tmp_path / "run"), str(tmp_path / f"worker{index}.npz")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            env=_env(TF_CONFIG=tf_config)))
+    outputs = []
+    for proc in procs:
+        out, _ = proc.communicate(timeout=600)
+        outputs.append(out)
+        assert proc.returncode == 0, out[-3000:]
+    w0, w1 = (np.load(tmp_path / f"worker{i}.npz") for i in range(2))
+    assert int(w0["replicas"]) == 2 and int(w0["step"]) == int(w1["step"]) == 6
+    arrays = [k for k in w0.files if k.startswith("arr_")]
+    assert len(arrays) > 50
+    for key in arrays:
+        np.testing.assert_array_equal(w0[key], w1[key])
+    # Only the chief wrote the shared model_dir; the other worker's scratch is gone.
+    run = tmp_path / "run"
+    assert (run / "final" / "model.keras").exists()
+    assert _checkpoint_steps(str(run)) == [3, 6]
+    assert not any((run / "workers").glob("*/*.index")) if (run / "workers").exists() else True
+    assert "step 6/6" in outputs[0] and "step 6/6" not in outputs[1]
+
+
+@pytest.mark.slow
+def test_image_folder_with_corrupt_jpegs_trains_and_counts_them(tmp_path):
+    rng = np.random.RandomState(0)
+    for c in range(3):
+        os.makedirs(tmp_path / "data" / f"class{c}")
+        for i in range(12):
+            data = tf.io.encode_jpeg(np.full((24, 24, 3), 80 * c, np.uint8)
+                                     + rng.randint(0, 20, (24, 24, 3)).astype(np.uint8)).numpy()
+            if i < 3:
+                data = data[: len(data) // 3] if i % 2 else b"\x00garbage"
+            (tmp_path / "data" / f"class{c}" / f"{i}.jpg").write_bytes(data)
+    proc = subprocess.run(
+        [sys.executable, TRAIN, "--model=small", "--alpha=0.35", "--resolution=32",
+         "--dataset=image_folder", f"--image_folder={tmp_path / 'data'}",
+         "--held_out_fraction=0.25", "--batch_size=8", "--train_steps=16",
+         "--log_every_steps=8", f"--model_dir={tmp_path / 'run'}"],
+        capture_output=True, text=True, env=_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    skipped = sum(int(line.split("skipped ")[1].split()[0])
+                  for line in proc.stdout.splitlines() if "unreadable files" in line)
+    assert skipped > 0
+    result = json.loads((tmp_path / "run" / "final" / "eval.json").read_text())
+    assert result["examples"] + result["skipped"] == 9 and result["skipped"] >= 0
+    assert (tmp_path / "run" / "final" / "labels.txt").read_text().split() == \
+        ["class0", "class1", "class2"]
+
+
+def test_bad_flags_fail_clearly(tmp_path):
+    cases = [(["--batch_size=0"], "global_batch_size"),
+             (["--bogus_flag=1"], "Unknown command line flag"),
+             (["--dataset=image_folder"], "image_folder"),
+             (["--dataset=image_folder", f"--image_folder={tmp_path / 'missing'}"],
+              "image folder not found")]
+    for args, message in cases:
+        proc = _train(f"--model_dir={tmp_path / 'run'}", *args, timeout=300)
+        assert proc.returncode == 1, (args, proc.stderr[-2000:])
+        assert message in proc.stderr, (args, proc.stderr[-2000:])
+    assert not (tmp_path / "run" / "checkpoints").exists()
