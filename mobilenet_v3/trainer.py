@@ -156,7 +156,8 @@ class _SigtermFlag:
 class Trainer:
     """Builds everything under the strategy; `run()` trains to the end, resumable."""
 
-    def __init__(self, config: TrainConfig):
+    def __init__(self, config: TrainConfig, model_fn=build_model):
+        """`model_fn(ModelConfig) -> tf_keras.Model` (benchmarks swap in other networks)."""
         config.validate()
         self.config = config
         tf_keras.utils.set_random_seed(config.seed)
@@ -179,7 +180,7 @@ class Trainer:
 
         with self.strategy.scope():
             with _model_building_settings(policy):
-                self.model = build_model(self.model_config)
+                self.model = model_fn(self.model_config)
             self.learning_rate = schedule_lib.paper_schedule(config.schedule, batch,
                                                              self.steps_per_epoch)
             opt = optimizer_lib.build_optimizer(config.optimizer, self.learning_rate)
@@ -204,6 +205,7 @@ class Trainer:
             self.checkpoint, ckpt_dir, max_to_keep=config.keep_checkpoints)
         self._train_fn = None
         self._eval_fn = None
+        self._iterator, self._iterator_step = None, None   # reused while steps line up
 
     # ---- setup helpers -------------------------------------------------------------------
     def _check_batch_fits_replicas(self):
@@ -326,7 +328,9 @@ class Trainer:
         start = self.step
         end = self.total_steps if max_steps is None else min(self.total_steps,
                                                              start + max_steps)
-        iterator = self._datasets(start)
+        if self._iterator is None or self._iterator_step != start:
+            self._iterator = self._datasets(start)
+        iterator = self._iterator
         writer = self._writer("train")
         window = np.zeros(5)
         window_start, window_time = start, time.perf_counter()
@@ -339,15 +343,17 @@ class Trainer:
                     end - step)
             window += self._train_fn(iterator, tf.constant(n, tf.int32)).numpy()
             step += n
+            self._iterator_step = step
             if not np.isfinite(window[0]):
                 raise FloatingPointError(f"loss became {window[0]} at step {step}; lower the "
                                          "learning rate or check the data")
-            if step % config.log_every_steps == 0 or step == end:
+            finished = step == self.total_steps
+            if step % config.log_every_steps == 0 or finished:
                 self._log(writer, step, window, step - window_start,
                           time.perf_counter() - window_time)
                 window[:] = 0
                 window_start, window_time = step, time.perf_counter()
-            if step % config.checkpoint_every_steps == 0 or step == end:
+            if step % config.checkpoint_every_steps == 0 or finished:
                 self.save_checkpoint()
             if config.eval_every_steps and step % config.eval_every_steps == 0 and step < end:
                 self._log_eval(self.evaluate())

@@ -124,3 +124,32 @@ def test_a_model_dir_of_another_model_is_not_resumed(tmp_path):
         Trainer(other).run()
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["checkpoint", "ckpt-1.data-00000-of-00001",
                                                             "ckpt-1.index"]
+
+
+def test_mixed_float16_trains_with_loss_scaling_and_float32_variables(tmp_path):
+    trainer = Trainer(tiny_config(tmp_path, precision="mixed_float16", train_steps=3,
+                                  epochs=1))
+    assert isinstance(trainer.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
+    conv = trainer.model.get_layer("stem")
+    assert conv.compute_dtype == "float16" and conv.dtype == "float32"
+    assert tf_keras.mixed_precision.global_policy().name == "float32"   # restored after build
+    before = [v.numpy() for v in trainer.model.trainable_variables]
+    trainer.train(max_steps=3)
+    after = [v.numpy() for v in trainer.model.trainable_variables]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    assert all(np.isfinite(a).all() for a in after)
+    assert optimizer_lib.ema_values(trainer.optimizer, trainer.model.trainable_variables)
+
+
+def test_strategy_errors_are_clear(monkeypatch):
+    from mobilenet_v3 import distribution
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="needs TF_CONFIG"):
+        distribution.make_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="not valid JSON"):
+        distribution.make_strategy("multi_worker")
+    with pytest.raises(ValueError, match="unknown strategy"):
+        distribution.make_strategy("parameter_server")
+    assert distribution.mixed_precision_policy("auto", "tpu") == "mixed_bfloat16"
+    assert distribution.mixed_precision_policy("auto", "mirrored") == "float32"
