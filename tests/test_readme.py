@@ -15,7 +15,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _first_command() -> str:
     with open(os.path.join(ROOT, "README.md")) as f:
         text = f.read()
-    return re.search(r"```bash\n(.*?)\n```", text, re.S).group(1).strip()
+    return re.search(r"```bash\n(.*?)\n\s*```", text, re.S).group(1).strip()
 
 
 @pytest.mark.slow
