@@ -56,17 +56,32 @@ def hard_sigmoid(x, name: str):
     return Scale(1.0 / 6.0, name=f"{name}_div6")(x)
 
 
-def hard_swish(x, name: str):
-    """h-swish(x) = x * h-sigmoid(x); the output layer is called `name`."""
-    return layers.Multiply(name=name)([x, hard_sigmoid(x, name=f"{name}_hsig")])
+HARD_SWISH_FORMS = ("fused", "unfused")
 
 
-def activation(x, nl: str, name: str):
+def hard_swish(x, name: str, form: str = "fused"):
+    """h-swish(x) = x * ReLU6(x + 3) / 6; the output layer is called `name`.
+
+    'fused': x * (ReLU6(x + 3) / 6), which the TFLite converter turns into one HARD_SWISH op
+    (the fast float path). 'unfused': (x / 6) * ReLU6(x + 3), the same values in an order the
+    converter leaves as ADD(+RELU6) and two MULs: XNNPACK runs those in int8, whereas it does
+    not take the int8 HARD_SWISH op and cuts the graph into pieces around each one.
+    """
+    if form == "fused":
+        return layers.Multiply(name=name)([x, hard_sigmoid(x, name=f"{name}_hsig")])
+    if form == "unfused":
+        gate = AddConstant(3.0, name=f"{name}_add3")(x)
+        gate = layers.ReLU(6.0, name=f"{name}_relu6")(gate)
+        return layers.Multiply(name=name)([Scale(1.0 / 6.0, name=f"{name}_div6")(x), gate])
+    raise ValueError(f"unknown hard_swish form {form!r}; expected one of {HARD_SWISH_FORMS}")
+
+
+def activation(x, nl: str, name: str, hard_swish_form: str = "fused"):
     """Applies the paper's non-linearity 'relu' (RE) or 'hard_swish' (HS); output layer `name`."""
     if nl == RE:
         return layers.ReLU(name=name)(x)
     if nl == HS:
-        return hard_swish(x, name=name)
+        return hard_swish(x, name=name, form=hard_swish_form)
     raise ValueError(f"unknown non-linearity {nl!r}; expected {RE!r} or {HS!r}")
 
 
@@ -90,16 +105,17 @@ RegularizerOrNone = Optional[tf_keras.regularizers.Regularizer]
 
 
 def conv_bn_act(x, filters: int, kernel: int, stride: int, nl: Optional[str], name: str,
-                batch_norm: BatchNormFactory, regularizer: RegularizerOrNone = None):
+                batch_norm: BatchNormFactory, regularizer: RegularizerOrNone = None,
+                hard_swish_form: str = "fused"):
     """Conv (TF 'SAME' padding, no bias) + BN [+ non-linearity named `{name}_act`]."""
     x = layers.Conv2D(filters, kernel, strides=stride, padding="same", use_bias=False,
                       kernel_regularizer=regularizer, name=name)(x)
     x = batch_norm(f"{name}_bn")(x)
-    return activation(x, nl, f"{name}_act") if nl else x
+    return activation(x, nl, f"{name}_act", hard_swish_form) if nl else x
 
 
 def inverted_residual(x, block: ScaledBneck, name: str, batch_norm: BatchNormFactory,
-                      regularizer: RegularizerOrNone = None):
+                      regularizer: RegularizerOrNone = None, hard_swish_form: str = "fused"):
     """The bottleneck ('bneck'): expand 1x1, depthwise kxk, optional SE, linear project 1x1.
 
     The expansion is skipped when the expansion size equals the input channels; the
@@ -109,11 +125,11 @@ def inverted_residual(x, block: ScaledBneck, name: str, batch_norm: BatchNormFac
     shortcut = x
     if block.has_expansion:
         x = conv_bn_act(x, block.exp, 1, 1, block.nl, f"{name}_expand", batch_norm,
-                        regularizer)
+                        regularizer, hard_swish_form)
     x = layers.DepthwiseConv2D(block.kernel, strides=block.stride, padding="same",
                                use_bias=False, name=f"{name}_depthwise")(x)
     x = batch_norm(f"{name}_depthwise_bn")(x)
-    x = activation(x, block.nl, f"{name}_depthwise_act")
+    x = activation(x, block.nl, f"{name}_depthwise_act", hard_swish_form)
     if block.se_channels:
         x = squeeze_excite(x, block.se_channels, f"{name}_se", regularizer)
     x = conv_bn_act(x, block.out, 1, 1, None, f"{name}_project", batch_norm, regularizer)

@@ -16,7 +16,7 @@ import tf_keras
 from tf_keras import layers
 
 from mobilenet_v3 import specs
-from mobilenet_v3.layers import activation, conv_bn_act, inverted_residual
+from mobilenet_v3.layers import HARD_SWISH_FORMS, activation, conv_bn_act, inverted_residual
 
 MIN_RESOLUTION = 32
 DEFAULT_INPUT_SHAPE = (224, 224, 3)
@@ -40,6 +40,7 @@ class ModelConfig:
     bn_epsilon: float = 1e-3
     weight_decay: float = 0.0           # slim-style L2 (scale * sum(w^2) / 2), not on depthwise
     batch_size: Optional[int] = None    # fixed batch (1 for TFLite export), None = dynamic
+    hard_swish_form: str = "fused"      # 'unfused' keeps int8 TFLite graphs in XNNPACK
 
     def validate(self) -> None:
         """Raises ValueError naming the first bad field."""
@@ -64,6 +65,9 @@ class ModelConfig:
             raise ValueError(f"dropout_rate must be in [0, 1), got {self.dropout_rate!r}")
         if not 0.0 < self.bn_momentum < 1.0:
             raise ValueError(f"bn_momentum must be in (0, 1), got {self.bn_momentum!r}")
+        if self.hard_swish_form not in HARD_SWISH_FORMS:
+            raise ValueError(f"hard_swish_form must be one of {HARD_SWISH_FORMS}, got "
+                             f"{self.hard_swish_form!r}")
         if self.weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if self.batch_size is not None and self.batch_size < 1:
@@ -96,18 +100,19 @@ def build_model(config: ModelConfig) -> tf_keras.Model:
     x = inputs
     if config.include_preprocessing:
         x = layers.Rescaling(scale=1.0 / 127.5, offset=-1.0, name="preprocess")(x)
+    form = config.hard_swish_form
     x = conv_bn_act(x, arch.stem_channels, 3, 2, arch.spec.stem_nl, "stem", batch_norm,
-                    regularizer)
+                    regularizer, form)
     for block in arch.blocks:
-        x = inverted_residual(x, block, f"bneck{block.index}", batch_norm, regularizer)
+        x = inverted_residual(x, block, f"bneck{block.index}", batch_norm, regularizer, form)
     x = conv_bn_act(x, arch.last_conv_channels, 1, 1, arch.spec.last_conv_nl, "lastconv",
-                    batch_norm, regularizer)
+                    batch_norm, regularizer, form)
 
     if config.include_top:
         x = layers.GlobalAveragePooling2D(keepdims=True, name="pool")(x)
         x = layers.Conv2D(arch.head_channels, 1, use_bias=True, kernel_regularizer=regularizer,
                           name="head")(x)
-        x = activation(x, arch.spec.head_nl, "head_act")
+        x = activation(x, arch.spec.head_nl, "head_act", form)
         if config.dropout_rate > 0:
             x = layers.Dropout(config.dropout_rate, name="dropout")(x)
         x = layers.Conv2D(config.classes, 1, use_bias=True, kernel_regularizer=regularizer,

@@ -1,0 +1,97 @@
+"""Export a trained MobileNetV3 to TFLite: float32, float16, dynamic, int8 (PTQ), qat_int8.
+
+    python export_tflite.py --model=/tmp/mobilenet_v3_demo --output_dir=/tmp/tflite \
+        --formats=float32,int8
+
+--model is a train.py model_dir (its final/ EMA model, else the newest checkpoint's EMA
+weights) or a saved .keras file with model_config.json beside it. Calibration and checks use
+the training run's dataset unless --dataset names another. Every file gets a JSON report
+beside it and the folder a labels.txt. Exit codes: 0 done, 1 bad input (message on stderr).
+"""
+
+import sys
+
+from absl import app, flags, logging
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", None, "train.py model_dir or a .keras file.")
+flags.DEFINE_string("output_dir", None, "Where the .tflite files and reports go.")
+flags.DEFINE_list("formats", ["float32", "int8"],
+                  "Any of float32, float16, dynamic, int8, qat_int8.")
+flags.DEFINE_string("basename", None, "File name stem (default: mobilenet_v3_<model>_<alpha>_"
+                    "<resolution>).")
+flags.DEFINE_bool("include_preprocessing", False,
+                  "Take [0, 255] input and rescale in the graph (adds MUL+ADD ops).")
+flags.DEFINE_enum("classifier_activation", "none", ["none", "softmax"],
+                  "Output logits (none) or probabilities (not for qat_int8).")
+flags.DEFINE_enum("io_dtype", "int8", ["int8", "uint8", "float32"],
+                  "Input/output type of the int8 and qat_int8 files.")
+flags.DEFINE_enum("hard_swish_form", "auto", ["auto", "fused", "unfused"],
+                  "auto: fused HARD_SWISH for float formats, XNNPACK-friendly for int8.")
+flags.DEFINE_integer("calibration_images", 200, "int8 PTQ representative images.")
+flags.DEFINE_integer("check_images", 64, "Held-out images compared with the Keras model.")
+flags.DEFINE_integer("eval_images", 0, "Report top-1 over this many held-out images.")
+flags.DEFINE_integer("qat_steps", 200, "qat_int8: fine-tuning steps.")
+flags.DEFINE_integer("qat_batch_size", 32, "qat_int8: fine-tuning batch.")
+flags.DEFINE_float("qat_learning_rate", 1e-4, "qat_int8: constant learning rate.")
+flags.DEFINE_bool("overwrite", False, "Replace existing files.")
+flags.DEFINE_integer("seed", 0, "Seed of the calibration sample and QAT.")
+# Data (default: the training run's)
+flags.DEFINE_enum("dataset", None, ["synthetic", "image_folder", "imagenet"],
+                  "Calibration/check data (default: what the model was trained on).")
+flags.DEFINE_string("image_folder", None, "Image folder root.")
+flags.DEFINE_float("held_out_fraction", 0.1, "Image folder held-out fraction.")
+flags.DEFINE_string("data_dir", None, "tfds data_dir.")
+flags.DEFINE_string("manual_dir", None, "tfds manual_dir with the ILSVRC2012 archives.")
+flags.DEFINE_enum("imagenet_classes", "1000", ["1000", "1001"], "ImageNet label convention.")
+flags.DEFINE_integer("num_classes", 10, "Synthetic data classes.")
+
+
+def _data_config(trained):
+    from mobilenet_v3.data.pipeline import DataConfig
+    if FLAGS.dataset is None:
+        return None
+    return DataConfig(source=FLAGS.dataset, image_folder=FLAGS.image_folder,
+                      held_out_fraction=FLAGS.held_out_fraction, data_dir=FLAGS.data_dir,
+                      manual_dir=FLAGS.manual_dir, imagenet_classes=int(FLAGS.imagenet_classes),
+                      num_classes=FLAGS.num_classes, seed=FLAGS.seed,
+                      image_size=trained.config.input_shape[0])
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"export_tflite.py: unexpected arguments {argv[1:]}", file=sys.stderr)
+        return 1
+    logging.set_verbosity(logging.WARNING)
+    if not FLAGS.model or not FLAGS.output_dir:
+        print("export_tflite.py: --model and --output_dir are required", file=sys.stderr)
+        return 1
+    from mobilenet_v3 import export
+    from mobilenet_v3.data.imagenet import DatasetNotPreparedError
+    config = export.ExportConfig(
+        output_dir=FLAGS.output_dir, formats=tuple(FLAGS.formats), basename=FLAGS.basename,
+        include_preprocessing=FLAGS.include_preprocessing,
+        classifier_activation=None if FLAGS.classifier_activation == "none" else "softmax",
+        io_dtype=FLAGS.io_dtype,
+        hard_swish_form=None if FLAGS.hard_swish_form == "auto" else FLAGS.hard_swish_form,
+        calibration_images=FLAGS.calibration_images, check_images=FLAGS.check_images,
+        eval_images=FLAGS.eval_images, qat_steps=FLAGS.qat_steps,
+        qat_batch_size=FLAGS.qat_batch_size, qat_learning_rate=FLAGS.qat_learning_rate,
+        overwrite=FLAGS.overwrite, seed=FLAGS.seed)
+    try:
+        config.validate()
+        trained = export.load_trained(FLAGS.model)
+        reports = export.export(trained, config, _data_config(trained))
+    except (export.ExportError, FileExistsError, FileNotFoundError, DatasetNotPreparedError,
+            ValueError) as e:
+        print(f"export_tflite.py: {e}", file=sys.stderr)
+        return 1
+    for fmt, report in reports.items():
+        print(f"{report['file']}: {report['size_bytes'] / 1e6:.2f} MB, "
+              f"{report['xnnpack_partitions']} XNNPACK partition(s), top-1 agreement with "
+              f"{report['agreement']['reference']} {report['agreement']['top1_agreement']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
