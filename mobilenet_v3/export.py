@@ -140,8 +140,11 @@ def _load_checkpoint(model_dir: str) -> TrainedModel:
         run = json.load(f)
     config = _model_config_from_json(run["trained_model"])
     model = build_model(config)
+    # A schedule (like training's), so the optimizer has no learning-rate variable that the
+    # checkpoint would lack.
+    unused_schedule = tf_keras.optimizers.schedules.ExponentialDecay(0.0, 1, 1.0)
     opt = optimizer_lib.build_optimizer(optimizer_lib.OptimizerConfig(
-        **run.get("optimizer", {})), 0.0)
+        **run.get("optimizer", {})), unused_schedule)
     opt.build(model.trainable_variables)
     try:
         tf.train.Checkpoint(model=model, optimizer=opt).restore(latest).expect_partial() \
