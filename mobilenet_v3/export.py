@@ -259,6 +259,7 @@ def describe(tflite: bytes, fmt: str, form: str, sites: int) -> Dict:
         "op_histogram": histogram, "xnnpack_partitions": tflite_inspect.xnnpack_partitions(tflite),
         "hard_swish": {"activations": sites, "HARD_SWISH_ops": hs_ops,
                        "single_op_each": hs_ops == sites,
+                       "as_expected": hs_ops == (sites if form == "fused" else 0),
                        "expected": "one HARD_SWISH op per h-swish" if form == "fused" else
                        "none: ADD(+RELU6) and two MULs per h-swish, all in XNNPACK"},
         "inputs": [_tensor_info(d) for d in it.get_input_details()],

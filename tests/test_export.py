@@ -70,6 +70,7 @@ def test_float_formats_match_keras_and_keep_one_hard_swish_op_each(exported):
         hs = reports[fmt]["hard_swish"]
         assert reports[fmt]["hard_swish_form"] == "fused"
         assert hs["activations"] == 19 and hs["HARD_SWISH_ops"] == 19 and hs["single_op_each"]
+        assert hs["as_expected"]
         assert reports[fmt]["agreement"]["top1_agreement"] >= 0.98
     assert reports["float32"]["xnnpack_partitions"] == 1
     assert reports["float32"]["inputs"][0]["shape"] == [1, 32, 32, 3]
@@ -87,6 +88,7 @@ def test_int8_formats_are_all_integer_in_one_xnnpack_partition_and_agree(exporte
         assert report["xnnpack_partitions"] == 1
         assert report["hard_swish_form"] == "unfused"
         assert report["op_histogram"].get("HARD_SWISH", 0) == 0
+        assert report["hard_swish"]["as_expected"] and report["hard_swish"]["activations"] == 19
         assert report["inputs"][0]["dtype"] == "int8" and "quantization" in report["inputs"][0]
         assert report["outputs"][0]["dtype"] == "int8"
     # Accuracy survives quantization on held-out images of the learnable dataset.
