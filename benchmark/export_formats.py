@@ -28,19 +28,6 @@ flags.DEFINE_integer("repeats", 5, "Interleaved rounds.")
 flags.DEFINE_integer("core", 0, "CPU core to pin to (-1: no pinning).")
 
 
-def calibrate_batch_norm(model, images, passes=3):
-    """Real BN statistics from training-mode passes (momentum 0.01 while doing it)."""
-    import tf_keras
-    bns = [l for l in model.layers if isinstance(l, tf_keras.layers.BatchNormalization)]
-    saved = [bn.momentum for bn in bns]
-    for bn in bns:
-        bn.momentum = 0.01
-    for _ in range(passes):
-        model(images, training=True)
-    for bn, m in zip(bns, saved):
-        bn.momentum = m
-
-
 def main(argv):
     del argv
     import dataclasses
@@ -51,6 +38,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
 
     from benchmark import tflite_timing
+    from benchmark.calibration import calibrate_batch_norm
     from mobilenet_v3 import ModelConfig, build_model, conversion, tflite_inspect
 
     tflite_timing.pin_to_core(None if FLAGS.core < 0 else FLAGS.core)
