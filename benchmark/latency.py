@@ -1,11 +1,12 @@
 """Host latency of .tflite files with the LiteRT interpreter, timed interleaved.
 
     python benchmark/latency.py a.tflite b.tflite [--threads=1] [--core=0] [--warmup=20]
-        [--runs=100] [--repeats=5] [--format=table|json|csv] [--baseline=a.tflite]
+        [--runs=100] [--repeats=5] [--format=table|json|csv] [--baseline=a.tflite] [--op_profile]
 
 One thread pinned to one core by default (the paper's setting on phones). Models take turns
 (A, B, A, B, ...) so that machine noise hits them alike; min / median / p90 per model, XNNPACK
-partitions, and ratios against --baseline (default: the first file).
+partitions, and ratios against --baseline (default: the first file). --op_profile adds a
+per-op-type breakdown (benchmark/op_profile.py: each op timed on its own).
 """
 
 import csv
@@ -26,6 +27,7 @@ flags.DEFINE_integer("runs", 100, "Timed invokes per model per round.")
 flags.DEFINE_integer("repeats", 5, "Interleaved rounds.")
 flags.DEFINE_enum("format", "table", ["table", "json", "csv"], "Output format.")
 flags.DEFINE_string("baseline", None, "File the ratios refer to (default: the first).")
+flags.DEFINE_bool("op_profile", False, "Also time every op on its own and sum per op type.")
 
 
 def measure(paths, threads=1, core=0, warmup=20, runs=100, repeats=5, baseline=None):
@@ -78,6 +80,18 @@ def render(rows, fmt):
     return "\n".join(lines)
 
 
+def render_op_types(op_types):
+    total = op_types["_total"]["ms"]
+    summed = sum(v["ms"] for k, v in op_types.items() if k != "_total")
+    lines = ["| op type | ops | ms | share |", "|---|---|---|---|"]
+    for name, v in op_types.items():
+        if name != "_total":
+            lines.append(f"| {name} | {v['count']} | {v['ms']:.3f} | {v['ms'] / summed:.1%} |")
+    lines.append(f"| sum of ops / whole model | {op_types['_total']['count']} | "
+                 f"{summed:.3f} / {total:.3f} | |")
+    return "\n".join(lines)
+
+
 def main(argv):
     paths = argv[1:]
     try:
@@ -86,7 +100,16 @@ def main(argv):
     except (FileNotFoundError, ValueError) as e:
         print(f"latency.py: {e}", file=sys.stderr)
         return 1
+    if FLAGS.op_profile:
+        from benchmark import op_profile
+        for row in rows:
+            with open(row["file"], "rb") as f:
+                row["op_types"] = op_profile.op_type_times(f.read(), FLAGS.threads)
     print(render(rows, FLAGS.format))
+    if FLAGS.op_profile and FLAGS.format == "table":
+        for row in rows:
+            print(f"\n{os.path.basename(row['file'])}: time per op type (each op alone, min ms)")
+            print(render_op_types(row["op_types"]))
     return 0
 
 

@@ -79,3 +79,22 @@ def test_report_table_csv_json_and_plot(tmp_path):
                           "--networks=ours:medium:1.0", f"--output_dir={out}"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "bad network" in bad.stderr
+
+
+def test_op_profile_sums_per_op_type_and_finds_the_slow_int8_hard_swish():
+    import numpy as np
+    from benchmark import op_profile
+    from benchmark.calibration import calibrate_batch_norm
+    from mobilenet_v3 import ModelConfig, build_model, conversion, tflite_inspect
+    config = ModelConfig(name="small", alpha=0.35, input_shape=(32, 32, 3), classes=10,
+                         include_preprocessing=False, batch_size=1)
+    model = build_model(config)
+    images = np.random.RandomState(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)
+    calibrate_batch_norm(model, images)
+    tflite = conversion.convert(model, "int8", representative_images=lambda: list(images))
+    times = op_profile.op_type_times(tflite, runs=5)
+    histogram = tflite_inspect.op_histogram(tflite)
+    assert {k: v["count"] for k, v in times.items() if k != "_total"} == histogram
+    assert times["_total"]["count"] == sum(histogram.values())
+    assert all(v["ms"] > 0 for v in times.values())
+    assert times["HARD_SWISH"]["count"] == 19
