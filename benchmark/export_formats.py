@@ -48,7 +48,7 @@ def main(argv):
     representative = list(rng.uniform(-1, 1, (16,) + shape).astype(np.float32))
     peers = {"large": tf_keras.applications.MobileNetV3Large,
              "small": tf_keras.applications.MobileNetV3Small}
-    files, rows = {}, []
+    files = {}
     for name in FLAGS.models:
         tf_keras.utils.set_random_seed(0)
         base = ModelConfig(name=name, input_shape=shape, include_preprocessing=False,

@@ -14,7 +14,6 @@ the EMA ones: all awkward to bolt onto `fit` across strategies.
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import shutil
 import signal
