@@ -41,6 +41,7 @@ class BenchConfig:
     cores: Optional[Sequence[int]] = None    # default: the large cores
     cooldown_seconds: float = 10.0
     repeats: int = 1
+    op_profiling: bool = False               # benchmark_model --enable_op_profiling
     remote_dir: str = "/data/local/tmp/mobilenet_v3_bench"
     cleanup: bool = True
 
@@ -110,6 +111,8 @@ def benchmark_command(config: BenchConfig, binary: str, graph: str, mask: str) -
         args.append("--use_gpu=true")
     elif config.delegate == "nnapi":
         args.append("--use_nnapi=true")
+    if config.op_profiling:
+        args.append("--enable_op_profiling=true")
     return " ".join(["taskset", mask, shlex.quote(binary)] + [shlex.quote(a) for a in args])
 
 
@@ -160,6 +163,8 @@ def run(config: BenchConfig, log: Callable[[str], None] = print,
                 row = dict(model=os.path.basename(path), path=path, repeat=repeat,
                            size_bytes=os.path.getsize(path), command=command,
                            **dataclasses.asdict(parsed))
+                if config.op_profiling:
+                    row["op_profile"] = output_format.parse_op_profile(output)
                 results.append(row)
                 log(f"{row['model']}: avg {parsed.avg_us / 1000:.2f} ms, min "
                     f"{parsed.min_us / 1000:.2f} ms over {parsed.count} runs")
@@ -262,3 +267,9 @@ def write_results(output_dir: str, info: Dict, config: BenchConfig, results: Lis
         writer.writerows(results)
     with open(os.path.join(output_dir, "results.md"), "w") as f:
         f.write(markdown_table(info, table))
+        for r in results:
+            if r.get("op_profile"):
+                f.write(f"\n{r['model']} (repeat {r['repeat']}): time by op type\n\n"
+                        "| op type | count | avg ms | % |\n|---|---|---|---|\n")
+                f.writelines(f"| {o['node_type']} | {o['count']} | {o['avg_ms']:.3f} | "
+                             f"{o['avg_pct']:.1f} |\n" for o in r["op_profile"])

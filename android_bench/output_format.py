@@ -8,7 +8,7 @@ and `Memory footprint delta from the start of the tool (MB): init=... overall=..
 
 import dataclasses
 import re
-from typing import Optional
+from typing import Dict, List, Optional
 
 _STATS = re.compile(r"count=(\d+)((?:\s+\w+=[-\d.e+]+)+)")
 _FIELD = re.compile(r"(\w+)=([-\d.e+]+)")
@@ -16,6 +16,9 @@ _TIMINGS = re.compile(
     r"Inference timings in us:\s*Init:\s*([\d.e+]+),\s*First inference:\s*([\d.e+]+),\s*"
     r"Warmup \(avg\):\s*([\d.e+]+),\s*Inference \(avg\):\s*([\d.e+]+)")
 _MEMORY = re.compile(r"Memory footprint delta.*?init=([\d.e+]+)\s+overall=([\d.e+]+)")
+
+
+_NODE_TYPE_HEADER = "Summary by node type"
 
 
 class BenchmarkOutputError(ValueError):
@@ -47,8 +50,12 @@ def _quote(output: str, lines: int = 15) -> str:
 
 
 def parse(output: str) -> BenchmarkResult:
-    """The timed stage's statistics (the last `count=` line) plus the summary lines."""
-    stats = list(_STATS.finditer(output))
+    """The timed stage's statistics (the last stage `count=` line) plus the summary lines."""
+    # Skip the op profiler's own "Timings (microseconds): count=..." / "Memory (bytes): ..."
+    # lines, which come after the timed stage when --enable_op_profiling is on.
+    stats = [m for m in _STATS.finditer(output)
+             if not re.search(r"(Timings \(microseconds\)|Memory \(bytes\)):\s*$",
+                              output[output.rfind("\n", 0, m.start()) + 1:m.start()])]
     if not stats:
         raise BenchmarkOutputError(
             "could not find a 'count=... avg=...' line in the benchmark output; it ended "
@@ -70,3 +77,33 @@ def parse(output: str) -> BenchmarkResult:
     if memory:
         result.memory_init_mb, result.memory_overall_mb = (float(g) for g in memory.groups())
     return result
+
+
+def parse_op_profile(output: str) -> List[Dict]:
+    """Rows of the last 'Summary by node type' table (printed with --enable_op_profiling).
+
+    The table is tab-separated: [Node type] [count] [avg ms] [avg %] [cdf %] [mem KB]
+    [times called]; node types may contain spaces (XNNPACK's names). [] when absent.
+    """
+    start = output.rfind(_NODE_TYPE_HEADER)
+    if start < 0:
+        return []
+    rows = []
+    lines = output[start:].splitlines()[1:]
+    for line in lines:
+        text = re.sub(r"^.*?\] ", "", line) if "stat_summarizer" in line else line
+        if not text.strip():
+            if rows:
+                break
+            continue
+        cells = [c.strip() for c in text.split("\t") if c.strip()]
+        if cells and cells[0].startswith("[Node type]"):
+            continue
+        if len(cells) < 4:
+            break
+        try:
+            rows.append({"node_type": cells[0], "count": int(cells[1]),
+                         "avg_ms": float(cells[2]), "avg_pct": float(cells[3].rstrip("%"))})
+        except ValueError:
+            break
+    return rows

@@ -27,6 +27,7 @@ flags.DEFINE_list("cores", None, "CPU cores to pin to (default: the large cores)
 flags.DEFINE_float("cooldown_seconds", 10.0, "Pause between models.")
 flags.DEFINE_integer("repeats", 1, "Rounds over all models.")
 flags.DEFINE_bool("cleanup", True, "Remove what was pushed when done.")
+flags.DEFINE_bool("op_profiling", False, "Per-op-type times (--enable_op_profiling).")
 
 
 def main(argv):
@@ -43,7 +44,7 @@ def main(argv):
             serial=FLAGS.serial, adb_path=FLAGS.adb, num_threads=FLAGS.num_threads,
             warmup_runs=FLAGS.warmup_runs, num_runs=FLAGS.num_runs, delegate=FLAGS.delegate,
             cores=cores, cooldown_seconds=FLAGS.cooldown_seconds, repeats=FLAGS.repeats,
-            cleanup=FLAGS.cleanup)
+            cleanup=FLAGS.cleanup, op_profiling=FLAGS.op_profiling)
         outcome = bench.run(config)
     except (ValueError, FileNotFoundError, DeviceError, bench.BenchmarkFailed) as e:
         print(f"android_bench: {e}", file=sys.stderr)

@@ -231,3 +231,40 @@ def test_command_line_tool(tmp_path, monkeypatch, models):
                           f"--models={tmp_path / 'missing.tflite'}"], cwd=root,
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "not found" in bad.stderr
+
+
+OP_PROFILE_OUTPUT = """INFO: count=20 first=900 curr=800 min=790 max=900 avg=810 std=20 p5=790 median=800 p95=850
+INFO: Inference timings in us: Init: 1430, First inference: 900, Warmup (avg): 850, Inference (avg): 810
+Operator-wise Profiling Info for Regular Benchmark Runs:
+============================== Summary by node type ==============================
+\t             [Node type]\t  [count]\t  [avg ms]\t    [avg %]\t    [cdf %]\t  [mem KB]\t[times called]
+\t Convolution (NHWC, QD8, F32, QC8W) IGEMM\t       43\t     0.500\t    62.500%\t    62.500%\t     0.000\t       43
+\t              HARD_SWISH\t       19\t     0.300\t    37.500%\t   100.000%\t     0.000\t       19
+
+Timings (microseconds): count=20 first=1 curr=1 min=1 max=1 avg=1 std=0
+Memory (bytes): count=0
+"""
+
+
+def test_op_profile_section_is_parsed_and_does_not_confuse_the_timings():
+    result = output_format.parse(OP_PROFILE_OUTPUT)
+    assert (result.count, result.avg_us, result.median_us) == (20, 810, 800)
+    rows = output_format.parse_op_profile(OP_PROFILE_OUTPUT)
+    assert rows == [
+        {"node_type": "Convolution (NHWC, QD8, F32, QC8W) IGEMM", "count": 43, "avg_ms": 0.5,
+         "avg_pct": 62.5},
+        {"node_type": "HARD_SWISH", "count": 19, "avg_ms": 0.3, "avg_pct": 37.5}]
+    assert output_format.parse_op_profile(PAPER_LINES) == []
+
+
+def test_op_profiling_on_the_phone(tmp_path, monkeypatch, models):
+    state, tool = make_phone(tmp_path, monkeypatch)
+    outcome = bench.run(_config(tmp_path, models[:1], tool, op_profiling=True),
+                        log=lambda _: None)
+    assert "--enable_op_profiling=true" in (state / "FA7AX1A00001" / "taskset.log").read_text()
+    row = outcome["results"][0]
+    assert row["count"] == 7                           # the timed stage, not the profiler's
+    types = {o["node_type"]: o["count"] for o in row["op_profile"]}
+    assert types["CONV_2D"] == 43 and types["HARD_SWISH"] == 19
+    assert "ModifyGraphWithDelegate" not in types      # the init profile is not taken
+    assert "| CONV_2D | 43 |" in (tmp_path / "out" / "results.md").read_text()
