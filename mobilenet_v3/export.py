@@ -367,7 +367,8 @@ def export(trained: TrainedModel, config: ExportConfig,
             tflite = conversion.convert(
                 reference, fmt, representative_images=images,
                 io_dtype=IO_DTYPES[config.io_dtype] if fmt == "int8" else tf.float32)
-        report = describe(tflite, fmt, form, hard_swish_sites(rebuild(trained, reference_config)))
+        sites = hard_swish_sites(reference if fmt != "qat_int8" else build_model(reference_config))
+        report = describe(tflite, fmt, form, sites)
         report["agreement"] = dict(
             agreement(tflite, reference, to_model_input(check, pre)),
             reference="the QAT Keras model" if fmt == "qat_int8" else "the Keras model")
