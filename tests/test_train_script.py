@@ -102,8 +102,7 @@ def test_sigterm_saves_a_checkpoint_that_a_rerun_resumes(tmp_path):
     assert proc.returncode == 143, out[-3000:]
     assert "SIGTERM: checkpoint saved at step" in out
     step = int(out.split("checkpoint saved at step ")[1].split(";")[0])
-    assert step in _checkpoint_steps(str(model_dir))
-    assert step % 50 != 0 or step >= 50
+    assert step in _checkpoint_steps(str(model_dir)) and step < 100000
     # The checkpoint is usable: a rerun restores it and continues to a later end.
     rerun = _train(f"--model_dir={model_dir}", f"--train_steps={step + 5}",
                    "--checkpoint_every_steps=50")
@@ -162,7 +161,8 @@ def test_two_multi_worker_processes_end_with_identical_weights(tmp_path):
     run = tmp_path / "run"
     assert (run / "final" / "model.keras").exists()
     assert _checkpoint_steps(str(run)) == [3, 6]
-    assert not any((run / "workers").glob("*/*.index")) if (run / "workers").exists() else True
+    scratch = list((run / "workers").rglob("*")) if (run / "workers").exists() else []
+    assert scratch == []
     assert "step 6/6" in outputs[0] and "step 6/6" not in outputs[1]
 
 
@@ -188,7 +188,7 @@ def test_image_folder_with_corrupt_jpegs_trains_and_counts_them(tmp_path):
                   for line in proc.stdout.splitlines() if "unreadable files" in line)
     assert skipped > 0
     result = json.loads((tmp_path / "run" / "final" / "eval.json").read_text())
-    assert result["examples"] + result["skipped"] == 9 and result["skipped"] >= 0
+    assert result["examples"] + result["skipped"] == 9
     assert (tmp_path / "run" / "final" / "labels.txt").read_text().split() == \
         ["class0", "class1", "class2"]
 

@@ -126,12 +126,14 @@ def test_a_model_dir_of_another_model_is_not_resumed(tmp_path):
                                                             "ckpt-1.index"]
 
 
-def test_mixed_float16_trains_with_loss_scaling_and_float32_variables(tmp_path):
-    trainer = Trainer(tiny_config(tmp_path, precision="mixed_float16", train_steps=3,
-                                  epochs=1))
-    assert isinstance(trainer.optimizer, tf_keras.mixed_precision.LossScaleOptimizer)
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+def test_mixed_precision_trains_with_float32_variables(tmp_path, policy):
+    trainer = Trainer(tiny_config(tmp_path, precision=policy, train_steps=3, epochs=1))
+    # Loss scaling is for float16 only (bfloat16 has float32's exponent range).
+    assert isinstance(trainer.optimizer, tf_keras.mixed_precision.LossScaleOptimizer) == \
+        (policy == "mixed_float16")
     conv = trainer.model.get_layer("stem")
-    assert conv.compute_dtype == "float16" and conv.dtype == "float32"
+    assert conv.compute_dtype == policy.split("_")[1] and conv.dtype == "float32"
     assert tf_keras.mixed_precision.global_policy().name == "float32"   # restored after build
     before = [v.numpy() for v in trainer.model.trainable_variables]
     trainer.train(max_steps=3)
