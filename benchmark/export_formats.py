@@ -39,6 +39,7 @@ def main(argv):
 
     from benchmark import tflite_timing
     from benchmark.calibration import calibrate_batch_norm
+    from benchmark.peers import keras_mobilenet_v3
     from mobilenet_v3 import ModelConfig, build_model, conversion, tflite_inspect
 
     tflite_timing.pin_to_core(None if FLAGS.core < 0 else FLAGS.core)
@@ -46,8 +47,6 @@ def main(argv):
     rng = np.random.RandomState(0)
     images = rng.uniform(-1, 1, (8,) + shape).astype(np.float32)
     representative = list(rng.uniform(-1, 1, (16,) + shape).astype(np.float32))
-    peers = {"large": tf_keras.applications.MobileNetV3Large,
-             "small": tf_keras.applications.MobileNetV3Small}
     files = {}
     for name in FLAGS.models:
         tf_keras.utils.set_random_seed(0)
@@ -62,7 +61,7 @@ def main(argv):
                 files[f"ours {name} {fmt} {form}"] = conversion.convert(
                     model, fmt, representative_images=(lambda: representative)
                     if fmt == "int8" else None)
-        peer = peers[name](input_shape=shape, weights=None, include_preprocessing=False)
+        peer = keras_mobilenet_v3(name, shape)
         calibrate_batch_norm(peer, images)
         for fmt in ("float32", "int8"):
             files[f"keras {name} {fmt} -"] = conversion.convert(

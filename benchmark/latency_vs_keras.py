@@ -29,24 +29,19 @@ flags.DEFINE_float("noise", 0.02, "Run-to-run noise of the min figure: ratios wi
 
 def main(argv):
     del argv
-    import tf_keras
-
-    from benchmark import tflite_timing
+    from benchmark import peers, tflite_timing
     from mobilenet_v3 import ModelConfig, build_model, conversion, tflite_inspect
 
-    peers = {"large": tf_keras.applications.MobileNetV3Large,
-             "small": tf_keras.applications.MobileNetV3Small}
-    unknown = set(FLAGS.models) - set(peers)
+    unknown = set(FLAGS.models) - set(peers.NAMES)
     if unknown:
-        raise app.UsageError(f"--models: unknown {sorted(unknown)}; choose from {sorted(peers)}")
+        raise app.UsageError(f"--models: unknown {sorted(unknown)}; choose from {peers.NAMES}")
     tflite_timing.pin_to_core(None if FLAGS.core < 0 else FLAGS.core)
     shape = (FLAGS.resolution, FLAGS.resolution, 3)
     files = {}
     for name in FLAGS.models:
         ours = build_model(ModelConfig(name=name, alpha=FLAGS.alpha, input_shape=shape,
                                        include_preprocessing=False))
-        peer = peers[name](input_shape=shape, alpha=FLAGS.alpha, weights=None,
-                           include_preprocessing=False)
+        peer = peers.keras_mobilenet_v3(name, shape, FLAGS.alpha)
         files[f"ours-{name}"] = conversion.convert(ours)
         files[f"keras-{name}"] = conversion.convert(peer)
     print(f"{'model':<14} {'size MB':>8} {'ops':>5} {'HARD_SWISH':>10} {'PAD':>4} "

@@ -60,9 +60,8 @@ def build(source, name, alpha, resolution, hard_swish_form="fused"):
                                        include_preprocessing=False, batch_size=1,
                                        hard_swish_form=hard_swish_form))
     if source == "keras":
-        peer = {"large": tf_keras.applications.MobileNetV3Large,
-                "small": tf_keras.applications.MobileNetV3Small}[name]
-        return peer(input_shape=shape, alpha=alpha, weights=None, include_preprocessing=False)
+        from benchmark.peers import keras_mobilenet_v3
+        return keras_mobilenet_v3(name, shape, alpha)
     return tf_keras.applications.MobileNetV2(input_shape=shape, alpha=alpha, weights=None)
 
 

@@ -3,7 +3,7 @@
 Both networks run in the same `mobilenet_v3.trainer.Trainer` (RMSProp + EMA, label
 smoothing, the built-in synthetic pipeline, same batch and resolution); only the model
 function differs. Rounds alternate between the two so that machine noise hits both alike;
-each round times `--steps` steps after a warm-up call (tracing excluded).
+each round times `--steps` steps after two untimed warm-up calls per network.
 
     python benchmark/training_throughput.py [--model=small] [--resolution=128] [--batch=32]
 """
@@ -28,13 +28,11 @@ flags.DEFINE_integer("rounds", 5, "Interleaved rounds.")
 
 
 def keras_applications_model(config):
-    import tf_keras
-    peer = {"large": tf_keras.applications.MobileNetV3Large,
-            "small": tf_keras.applications.MobileNetV3Small}[config.name]
-    return peer(input_shape=tuple(config.input_shape), alpha=config.alpha, weights=None,
-                classes=config.classes, dropout_rate=config.dropout_rate,
-                classifier_activation=None, include_preprocessing=False,
-                minimalistic=config.minimalistic)
+    from benchmark.peers import keras_mobilenet_v3
+    return keras_mobilenet_v3(config.name, config.input_shape, config.alpha,
+                              classes=config.classes, dropout_rate=config.dropout_rate,
+                              classifier_activation=None,
+                              minimalistic=config.minimalistic)
 
 
 def main(argv):
@@ -65,6 +63,10 @@ def main(argv):
     trainers = {"ours": make(build_model), "keras.applications": make(keras_applications_model)}
     for name, t in trainers.items():
         print(f"{name}: {t.model.count_params():,} params, {len(t.model.layers)} layers")
+    # One untimed interleaved round: the first call after the other trainer was built is
+    # consistently slow (seen as ~half speed in round 1 of earlier runs).
+    for t in trainers.values():
+        t.train(max_steps=FLAGS.steps)
     rates = {name: [] for name in trainers}
     for r in range(FLAGS.rounds):
         order = list(trainers) if r % 2 == 0 else list(reversed(trainers))

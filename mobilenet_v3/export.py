@@ -186,10 +186,12 @@ def hard_swish_sites(model: tf_keras.Model) -> int:
 
 # ---- data --------------------------------------------------------------------------------
 
-def images_from(data: pipeline.DataConfig, split: str, count: int, seed: int = 0,
-                with_labels: bool = False):
-    """`count` evaluation-preprocessed images ([-1, 1]) from the training or held-out split."""
-    source = pipeline.open_source(data)
+def images_from(source: pipeline.Source, image_size: int, split: str, count: int,
+                seed: int = 0):
+    """(images [-1, 1], labels): `count` evaluation-preprocessed examples of `split`.
+
+    Training examples are a seeded sample (for calibration); held-out ones come in order.
+    """
     if split == "train":
         if source.train_element is not None:
             n = source.num_train
@@ -199,10 +201,10 @@ def images_from(data: pipeline.DataConfig, split: str, count: int, seed: int = 0
             ds = tf.data.Dataset.from_tensor_slices(order).map(source.train_element)
         else:
             ds = source.train_stream(seed, None).map(
-                lambda img, label: (pipeline._decode(img), label))
+                lambda img, label: (pipeline.decode_image(img), label))
     else:
         ds = source.eval_examples()
-    ds = ds.map(lambda img, label: (pipeline.preprocessing.eval_preprocess(img, data.image_size),
+    ds = ds.map(lambda img, label: (pipeline.preprocessing.eval_preprocess(img, image_size),
                                     label), num_parallel_calls=tf.data.AUTOTUNE)
     ds = ds.ignore_errors(log_warning=True).take(count).batch(64)
     images, labels = [], []
@@ -210,9 +212,8 @@ def images_from(data: pipeline.DataConfig, split: str, count: int, seed: int = 0
         images.append(x.numpy())
         labels.append(y.numpy())
     if not images:
-        raise ExportError(f"no readable images in the {split} split of the {data.source} data")
-    images, labels = np.concatenate(images), np.concatenate(labels)
-    return (images, labels) if with_labels else images
+        raise ExportError(f"no readable images in the {split} split of the {source.name} data")
+    return np.concatenate(images), np.concatenate(labels)
 
 
 def to_model_input(images: np.ndarray, include_preprocessing: bool) -> np.ndarray:
@@ -337,11 +338,14 @@ def export(trained: TrainedModel, config: ExportConfig,
             raise FileExistsError(f"{existing[0]} exists; pass overwrite=True (--overwrite) "
                                   "to replace it")
 
-    check, check_labels = images_from(data, "eval", config.check_images, with_labels=True)
-    evaluation = images_from(data, "eval", config.eval_images, with_labels=True) \
+    source = pipeline.open_source(data)          # once: scanning/preparing can be slow
+    held_out, held_out_labels = images_from(source, data.image_size, "eval",
+                                            max(config.check_images, config.eval_images))
+    check, check_labels = held_out[:config.check_images], held_out_labels[:config.check_images]
+    evaluation = (held_out[:config.eval_images], held_out_labels[:config.eval_images]) \
         if config.eval_images else None
-    calibration = images_from(data, "train", config.calibration_images, config.seed) \
-        if "int8" in config.formats else None
+    calibration = images_from(source, data.image_size, "train", config.calibration_images,
+                              config.seed)[0] if "int8" in config.formats else None
     pre = config.include_preprocessing
     reports = {}
     for fmt in config.formats:

@@ -205,6 +205,7 @@ class Trainer:
         self._train_fn = None
         self._eval_fn = None
         self._iterator, self._iterator_step = None, None   # reused while steps line up
+        self._writers = {}
 
     # ---- setup helpers -------------------------------------------------------------------
     def _check_batch_fits_replicas(self):
@@ -378,13 +379,15 @@ class Trainer:
         self.manager.save(checkpoint_number=self.step)
 
     def _writer(self, name):
-        if self.is_chief:
-            return tf.summary.create_file_writer(os.path.join(self.config.model_dir, name))
-        return tf.summary.create_noop_writer()
+        """One summary writer per folder for the trainer's life (no-op on non-chiefs)."""
+        if name not in self._writers:
+            self._writers[name] = (
+                tf.summary.create_file_writer(os.path.join(self.config.model_dir, name))
+                if self.is_chief else tf.summary.create_noop_writer())
+        return self._writers[name]
 
     def _log(self, writer, step, window, steps, seconds):
-        loss_sum, top1, top5, count, skipped = window[0], window[1], window[2], window[3], \
-            window[4]
+        loss_sum, top1, top5, count, skipped = window
         images_per_sec = count / max(seconds, 1e-9)
         lr = float(self.learning_rate(step - 1))
         values = {"loss": loss_sum / max(steps, 1), "top1": top1 / max(count, 1),

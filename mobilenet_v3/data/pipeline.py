@@ -104,7 +104,7 @@ def open_source(config: DataConfig) -> Source:
     b = imagenet.builder(config.data_dir, config.manual_dir)
 
     def decoded(ds):
-        return ds.map(lambda img, label: (_decode(img), label),
+        return ds.map(lambda img, label: (decode_image(img), label),
                       num_parallel_calls=tf.data.AUTOTUNE)
     offset = imagenet.label_offset(config.imagenet_classes)
     names = tuple(b.info.features["label"].names)
@@ -118,7 +118,8 @@ def open_source(config: DataConfig) -> Source:
         class_names=("background",) * offset + names)
 
 
-def _decode(encoded):
+def decode_image(encoded):
+    """Encoded JPEG/PNG bytes -> uint8 HxWx3 (streamed sources hold encoded images)."""
     image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
     image.set_shape([None, None, 3])
     return image
@@ -171,7 +172,7 @@ def train_dataset(source: Source, config: DataConfig, global_batch_size: int,
         stream = stream.shuffle(config.shuffle_buffer, seed=seed + start_step)
         first = start_step * global_batch_size
         ds = stream.enumerate(first).map(
-            lambda position, ex: (_decode(ex[0]), ex[1], position),
+            lambda position, ex: (decode_image(ex[0]), ex[1], position),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.ignore_errors(log_warning=True)
         ds = _count_skipped(ds, first, 1)
