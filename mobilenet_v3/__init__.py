@@ -1,8 +1,13 @@
-"""MobileNetV3 (Howard et al., 2019) for tf_keras: models, layers, profiler, TFLite helpers."""
+"""MobileNetV3 (Howard et al., 2019) for tf_keras: models, training, TFLite export, benchmarks.
 
-from mobilenet_v3.model import (ModelConfig, MobileNetV3Large, MobileNetV3Small, build_model,
-                                load_weights)
+Subpackages: specs (tables), modeling, data, training, export, analysis, bench.
+"""
+
+from mobilenet_v3.modeling import (BackboneConfig, ClassifierConfig, GraphConfig,
+                                   MobileNetV3Large, MobileNetV3Small, ModelConfig,
+                                   RegularizationConfig, build_model, load_weights)
 from mobilenet_v3.specs import LARGE, SMALL, make_divisible
 
-__all__ = ["ModelConfig", "MobileNetV3Large", "MobileNetV3Small", "build_model", "load_weights",
-           "LARGE", "SMALL", "make_divisible"]
+__all__ = ["BackboneConfig", "ClassifierConfig", "GraphConfig", "ModelConfig",
+           "MobileNetV3Large", "MobileNetV3Small", "RegularizationConfig", "build_model",
+           "load_weights", "LARGE", "SMALL", "make_divisible"]

@@ -14,6 +14,7 @@ from typing import Callable, Optional
 import tf_keras
 from tf_keras import layers
 
+from mobilenet_v3.modeling.config import HARD_SWISH_FORMS
 from mobilenet_v3.specs import HS, RE, ScaledBneck
 
 _PACKAGE = "mobilenet_v3"
@@ -54,9 +55,6 @@ def hard_sigmoid(x, name: str):
     x = AddConstant(3.0, name=f"{name}_add3")(x)
     x = layers.ReLU(6.0, name=f"{name}_relu6")(x)
     return Scale(1.0 / 6.0, name=f"{name}_div6")(x)
-
-
-HARD_SWISH_FORMS = ("fused", "unfused")
 
 
 def hard_swish(x, name: str, form: str = "fused"):
@@ -121,11 +119,12 @@ def inverted_residual(x, block: ScaledBneck, name: str, batch_norm: BatchNormFac
     The expansion is skipped when the expansion size equals the input channels; the
     residual add is present iff stride 1 and input channels == output channels.
     Depthwise kernels are never regularized (slim's convention).
+    Returns (output, expansion output or None): detection heads tap the latter.
     """
-    shortcut = x
+    shortcut, expanded = x, None
     if block.has_expansion:
-        x = conv_bn_act(x, block.exp, 1, 1, block.nl, f"{name}_expand", batch_norm,
-                        regularizer, hard_swish_form)
+        x = expanded = conv_bn_act(x, block.exp, 1, 1, block.nl, f"{name}_expand", batch_norm,
+                                   regularizer, hard_swish_form)
     x = layers.DepthwiseConv2D(block.kernel, strides=block.stride, padding="same",
                                use_bias=False, name=f"{name}_depthwise")(x)
     x = batch_norm(f"{name}_depthwise_bn")(x)
@@ -135,4 +134,4 @@ def inverted_residual(x, block: ScaledBneck, name: str, batch_norm: BatchNormFac
     x = conv_bn_act(x, block.out, 1, 1, None, f"{name}_project", batch_norm, regularizer)
     if block.has_residual:
         x = layers.Add(name=f"{name}_add")([shortcut, x])
-    return x
+    return x, expanded
