@@ -17,7 +17,7 @@ from typing import Callable, Optional, Tuple
 
 import tensorflow as tf
 
-from mobilenet_v3.data import image_folder, imagenet, preprocessing, synthetic
+from mobilenet_v3.data import image_folder, imagenet, preprocessing, sampling, synthetic
 
 SOURCES = ("synthetic", "image_folder", "imagenet")
 _MAX_POSITION = 2 ** 62
@@ -158,9 +158,7 @@ def train_dataset(source: Source, config: DataConfig, global_batch_size: int,
         first = start_step * global_batch_size + pipeline
 
         def read(position):
-            epoch = position // n
-            index = tf.random.experimental.index_shuffle(
-                position % n, tf.stack([tf.constant(seed, tf.int64), epoch]), n - 1)
+            index = sampling.shuffled_index(position % n, seed, position // n, n)
             image, label = source.train_element(index)
             return image, label, position
         ds = tf.data.Dataset.range(first, _MAX_POSITION, num_pipelines)

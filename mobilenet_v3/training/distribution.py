@@ -1,4 +1,7 @@
-"""tf.distribute strategies by name: default | mirrored | multi_worker | tpu."""
+"""tf.distribute strategies by name (default | mirrored | multi_worker | tpu) and precision.
+
+Also which process is the chief, the one that writes checkpoints, summaries and final/.
+"""
 
 import json
 import os

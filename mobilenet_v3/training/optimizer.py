@@ -9,10 +9,11 @@ initial weights.
 """
 
 import dataclasses
-from typing import List, Optional
 
 import tensorflow as tf
 import tf_keras
+
+from mobilenet_v3.training.ema import ema_decay, inner_optimizer  # noqa: F401 (re-export)
 
 
 @dataclasses.dataclass
@@ -31,14 +32,6 @@ class OptimizerConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if self.epsilon <= 0:
             raise ValueError(f"epsilon must be > 0, got {self.epsilon}")
-
-
-def ema_decay(ema_momentum: float, update_index, warmup: bool = True):
-    """The decay applied at update `update_index` (0-based)."""
-    if not warmup:
-        return tf.constant(ema_momentum, tf.float32)
-    t = tf.cast(update_index, tf.float32)
-    return tf.minimum(tf.constant(ema_momentum, tf.float32), (1.0 + t) / (10.0 + t))
 
 
 @tf_keras.saving.register_keras_serializable(package="mobilenet_v3")
@@ -76,18 +69,13 @@ def build_optimizer(config: OptimizerConfig, learning_rate) -> RMSpropEMA:
                       ema_momentum=config.ema_momentum, ema_warmup=config.ema_warmup)
 
 
-def inner_optimizer(optimizer):
-    """The optimizer under a LossScaleOptimizer (mixed float16), or itself."""
-    return getattr(optimizer, "inner_optimizer", optimizer)
+def restorable_optimizer(config: OptimizerConfig, model: tf_keras.Model) -> RMSpropEMA:
+    """An optimizer shaped like training's, to restore a checkpoint's slots and EMA into.
 
-
-def ema_values(optimizer, variables) -> Optional[List[tf.Tensor]]:
-    """The EMA of each of `variables` (None when the optimizer keeps no EMA or is unbuilt).
-
-    Reads the built-in averages that tf_keras keeps per variable (`use_ema=True`).
+    A schedule stands in for the learning rate, as in training, so the optimizer holds no
+    learning-rate variable that the checkpoint would lack.
     """
-    opt = inner_optimizer(optimizer)
-    averages = getattr(opt, "_model_variables_moving_average", None)
-    if not opt.use_ema or not averages:
-        return None
-    return [averages[opt._index_dict[opt._var_key(v)]] for v in variables]
+    placeholder = tf_keras.optimizers.schedules.ExponentialDecay(0.0, 1, 1.0)
+    optimizer = build_optimizer(config, placeholder)
+    optimizer.build(model.trainable_variables)
+    return optimizer

@@ -1,0 +1,265 @@
+"""The training loop: any Task under any tf.distribute strategy, resumable and preemptible.
+
+A custom loop (not `fit`) because checkpoints must come every N steps, a resumed run must
+continue at the exact step and example, SIGTERM must save, and the evaluated weights must be
+the EMA ones: all awkward to bolt onto `fit` across strategies.
+"""
+
+import time
+from typing import Dict, Optional
+
+import numpy as np
+import tensorflow as tf
+import tf_keras
+
+from mobilenet_v3.training import (distribution, ema, optimizer as optimizer_lib,
+                                   schedule as schedule_lib)
+from mobilenet_v3.training.build_settings import model_building_settings
+from mobilenet_v3.training.checkpoints import Checkpoints
+from mobilenet_v3.training.classification import ClassificationTask
+from mobilenet_v3.training.config import TrainConfig
+from mobilenet_v3.training.preemption import PREEMPTED_EXIT_CODE, SigtermFlag, any_worker
+from mobilenet_v3.training.progress import Progress
+from mobilenet_v3.training.run_dir import RunDir
+from mobilenet_v3.training.task import Task
+
+__all__ = ["PREEMPTED_EXIT_CODE", "Trainer"]
+
+
+class Trainer:
+    """Builds everything under the strategy; `run()` trains to the end, resumable."""
+
+    def __init__(self, config: TrainConfig, task: Optional[Task] = None):
+        """`task` defaults to image classification on `config.data`."""
+        config.validate()
+        self.config = config
+        tf_keras.utils.set_random_seed(config.seed)
+        if config.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.strategy = distribution.make_strategy(config.strategy, config.tpu)
+        self.is_chief = distribution.is_chief(self.strategy)
+        self.policy = distribution.mixed_precision_policy(config.precision, config.strategy)
+        self.task = task or ClassificationTask(config)
+        self.run_dir = RunDir(config.model_dir)
+        self.progress = Progress(config.model_dir, self.is_chief)
+        batch = config.global_batch_size
+        self.steps_per_epoch = max(1, self.task.num_train_examples // batch)
+        self.total_steps = config.train_steps or max(
+            1, int(round(config.epochs * self.steps_per_epoch)))
+        self._check_batch_fits_replicas()
+        self._build(batch)
+        self._train_fn = self._eval_fn = None
+        self._iterator, self._iterator_step = None, None   # reused while steps line up
+
+    @property
+    def model_config(self):
+        return self.task.model_config
+
+    def _check_batch_fits_replicas(self):
+        replicas = self.strategy.num_replicas_in_sync
+        for name, value in (("global_batch_size", self.config.global_batch_size),
+                            ("eval_batch_size", self.config.eval_batch_size or
+                             self.config.global_batch_size)):
+            if value % replicas:
+                raise ValueError(f"{name}={value} is not divisible by the {replicas} "
+                                 "replicas; the per-replica batch must be whole")
+
+    def _build(self, batch: int):
+        """Model, schedule, optimizer (slots and EMA created now) and the checkpoints."""
+        with self.strategy.scope():
+            with model_building_settings(self.policy):
+                self.model = self.task.build_model()
+            self.learning_rate = schedule_lib.paper_schedule(self.config.schedule, batch,
+                                                             self.steps_per_epoch)
+            opt = optimizer_lib.build_optimizer(self.config.optimizer, self.learning_rate)
+            if self.policy == "mixed_float16":
+                opt = tf_keras.mixed_precision.LossScaleOptimizer(opt)
+            self.optimizer = opt
+            optimizer_lib.inner_optimizer(opt).build(self.model.trainable_variables)
+        self.checkpoints = Checkpoints(self.model, self.optimizer, self.run_dir, self.strategy,
+                                       self.config.keep_checkpoints)
+
+    @property
+    def step(self) -> int:
+        return self.checkpoints.step
+
+    def restore(self) -> int:
+        """Restores the newest checkpoint of model_dir, if any; returns the step."""
+        return self.checkpoints.restore()
+
+    def save_checkpoint(self):
+        self.checkpoints.save()
+
+    # ---- the step functions -------------------------------------------------------------
+    def _train_step(self, batch):
+        mixed16 = self.policy == "mixed_float16"
+        with tf.GradientTape() as tape:
+            loss, metrics = self.task.train_loss_and_metrics(self.model, batch)
+            if self.model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
+            scaled = self.optimizer.get_scaled_loss(loss) if mixed16 else loss
+        variables = self.model.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        if mixed16:
+            grads = self.optimizer.get_unscaled_gradients(grads)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return dict(metrics, loss=loss)
+
+    def _summed(self, fn, args):
+        """Runs `fn` on every replica and sums each named metric over replicas."""
+        per_replica = self.strategy.run(fn, args=args)
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in per_replica.items()}
+
+    def _build_train_fn(self):
+        names = self.task.train_metric_names
+
+        @tf.function
+        def train_steps(iterator, num_steps):
+            totals = {name: tf.zeros([]) for name in names}
+            for _ in tf.range(num_steps):
+                stats = self._summed(self._train_step, (next(iterator),))
+                totals = {name: totals[name] + stats[name] for name in names}
+            return totals
+        return train_steps
+
+    def _build_eval_fn(self):
+        @tf.function
+        def eval_step(batch):
+            return self._summed(lambda b: self.task.eval_metrics(self.model, b), (batch,))
+        return eval_step
+
+    # ---- evaluation ---------------------------------------------------------------------
+    def evaluate(self, use_ema: bool = True) -> Dict:
+        """The task's held-out metrics, with the EMA weights unless use_ema=False."""
+        if self._eval_fn is None:
+            self._eval_fn = self._build_eval_fn()
+        sums = {name: 0.0 for name in self.task.eval_metric_names}
+        with ema.ema_weights(self.model, self.optimizer, enabled=use_ema):
+            for batch in self.strategy.distribute_datasets_from_function(
+                    self.task.eval_dataset):
+                for name, value in self._eval_fn(batch).items():
+                    sums[name] += float(value.numpy())
+        return dict(self.task.eval_values(sums), ema=bool(use_ema and
+                                                        self.config.optimizer.use_ema),
+                    step=self.step)
+
+    def _log_eval(self, result: Dict):
+        numbers = {k: v for k, v in result.items() if isinstance(v, float)}
+        self.progress.scalars("eval", result["step"], numbers)
+        self.progress.eval_line(result, self.task.format_values(numbers))
+
+    # ---- the loop -----------------------------------------------------------------------
+    def _next_chunk(self, step: int, end: int) -> int:
+        """Steps until the next log, checkpoint, evaluation or the end (at most a loop)."""
+        c = self.config
+        return min(c.steps_per_loop, end - step, _to_next(step, c.log_every_steps),
+                   _to_next(step, c.checkpoint_every_steps),
+                   _to_next(step, c.eval_every_steps) if c.eval_every_steps else end - step)
+
+    def _iterator_at(self, start: int):
+        if self._iterator is None or self._iterator_step != start:
+            self._iterator = iter(self.strategy.distribute_datasets_from_function(
+                lambda ctx: self.task.train_dataset(ctx, start)))
+        return self._iterator
+
+    def train(self, max_steps: Optional[int] = None, stop_flag=None) -> int:
+        """Trains from the current step to the end (or `max_steps` more); returns the step."""
+        config = self.config
+        if self._train_fn is None:
+            self._train_fn = self._build_train_fn()
+        start = step = self.step
+        end = self.total_steps if max_steps is None else min(self.total_steps,
+                                                             start + max_steps)
+        iterator = self._iterator_at(start)
+        window = _Window(start)
+        while step < end:
+            n = self._next_chunk(step, end)
+            window.add(self._train_fn(iterator, tf.constant(n, tf.int32)))
+            step += n
+            self._iterator_step = step
+            window.check_finite(step)
+            finished = step == self.total_steps
+            if step % config.log_every_steps == 0 or finished:
+                self._log_train(step, window)
+                window = _Window(step)
+            if step % config.checkpoint_every_steps == 0 or finished:
+                self.save_checkpoint()
+            if config.eval_every_steps and step % config.eval_every_steps == 0 and step < end:
+                self._log_eval(self.evaluate())
+            if stop_flag is not None and any_worker(self.strategy, stop_flag.raised):
+                self.save_checkpoint()
+                return step
+        return step
+
+    def _log_train(self, step: int, window: "_Window"):
+        sums, steps = window.sums, step - window.start
+        values = self.task.train_values(sums, steps)
+        lr = float(self.learning_rate(step - 1))
+        images_per_sec = sums.get("examples", 0.0) / max(window.seconds(), 1e-9)
+        skipped = sums.get("skipped", 0.0)
+        self.progress.scalars("train", step, dict(values, learning_rate=lr,
+                                                  images_per_sec=images_per_sec,
+                                                  skipped_files=skipped))
+        self.progress.train_line(step, self.total_steps, self.task.format_values(values), lr,
+                                 images_per_sec, skipped)
+
+    # ---- the whole run ------------------------------------------------------------------
+    def save_final(self, result: Dict) -> str:
+        """Writes model_dir/final (EMA weights) atomically; returns its path."""
+        target = None if self.is_chief else self.checkpoints.scratch + "_final"
+
+        def save_model(path):
+            with ema.ema_weights(self.model, self.optimizer):
+                self.model.save(path)
+        written = self.run_dir.write_final(save_model, self.model_config, self.task.labels(),
+                                           result, target)
+        if not self.is_chief:
+            self.run_dir.remove(written)
+        return self.run_dir.final
+
+    def run(self) -> Dict:
+        """Restore, train to the end (or until SIGTERM), evaluate with EMA, save `final/`."""
+        record = dict(self.config.to_record(), trained_model=self.model_config.to_flat())
+        self.run_dir.check_and_record(record, write=self.is_chief)
+        start = self.restore()
+        self.progress.say(
+            f"{self.model.name} {self.model_config.alpha} {self.task.describe_data()}; "
+            f"{self.strategy.num_replicas_in_sync} replica(s), global batch "
+            f"{self.config.global_batch_size}, {self.total_steps} steps"
+            + (f"; resumed at step {start}" if start else ""))
+        with SigtermFlag() as flag:
+            step = self.train(stop_flag=flag)
+            if flag.raised:
+                self.progress.say(f"SIGTERM: checkpoint saved at step {step}; rerun the same "
+                                  "command to resume")
+                return {"preempted": True, "step": step}
+        result = self.evaluate()
+        self._log_eval(result)
+        self.save_final(result)
+        self.checkpoints.remove_scratch()
+        return result
+
+
+class _Window:
+    """Metric sums since the last progress line, and when that window started."""
+
+    def __init__(self, start_step: int):
+        self.start, self.sums, self._t0 = start_step, {}, time.perf_counter()
+
+    def add(self, totals):
+        for name, value in totals.items():
+            self.sums[name] = self.sums.get(name, 0.0) + float(value.numpy())
+
+    def check_finite(self, step: int):
+        loss = self.sums.get("loss", 0.0)
+        if not np.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss} at step {step}; lower the "
+                                     "learning rate or check the data")
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self._t0
+
+
+def _to_next(step: int, every: int) -> int:
+    return every - step % every

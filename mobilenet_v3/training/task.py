@@ -1,0 +1,77 @@
+"""A Task says what is learned (Model Garden's base_task): data, model, loss, named metrics.
+
+The loop (loop.py) says how: strategy, optimizer, checkpoints, progress. A new head (detection,
+segmentation) is a new Task, not an edit to the loop.
+"""
+
+import abc
+from typing import Dict, List, Tuple
+
+import tensorflow as tf
+import tf_keras
+
+from mobilenet_v3.modeling.config import ModelConfig
+from mobilenet_v3.training.config import TrainConfig
+
+Metrics = Dict[str, tf.Tensor]
+
+
+class Task(abc.ABC):
+    """Step metrics are per-replica SUMS keyed by name; the loop adds them up over replicas
+    and steps. Training metrics must include "examples" (images/s) and "skipped" (unreadable
+    files dropped by the input pipeline); the loop adds "loss" (with regularisation)."""
+
+    train_metric_names: Tuple[str, ...] = ("loss", "examples", "skipped")
+    eval_metric_names: Tuple[str, ...] = ("examples",)
+
+    def __init__(self, config: TrainConfig):
+        self.config = config
+
+    @property
+    @abc.abstractmethod
+    def num_train_examples(self) -> int:
+        """Examples per epoch (sets steps per epoch and the schedule)."""
+
+    @property
+    @abc.abstractmethod
+    def model_config(self) -> ModelConfig:
+        """The network as trained (recorded in the run folder and final/)."""
+
+    @abc.abstractmethod
+    def build_model(self) -> tf_keras.Model:
+        """Called under the strategy scope and the mixed-precision policy."""
+
+    @abc.abstractmethod
+    def train_dataset(self, input_context: tf.distribute.InputContext,
+                      start_step: int) -> tf.data.Dataset:
+        """Per-replica training batches from `start_step` on (resumes at the exact example)."""
+
+    @abc.abstractmethod
+    def eval_dataset(self, input_context: tf.distribute.InputContext) -> tf.data.Dataset:
+        """One pass over the held-out data, per-replica batches."""
+
+    @abc.abstractmethod
+    def train_loss_and_metrics(self, model, batch) -> Tuple[tf.Tensor, Metrics]:
+        """(this replica's share of the global mean loss, step metric sums), under the tape."""
+
+    @abc.abstractmethod
+    def eval_metrics(self, model, batch) -> Metrics:
+        """Metric sums of one evaluation batch."""
+
+    @abc.abstractmethod
+    def train_values(self, sums: Dict[str, float], steps: int) -> Dict[str, float]:
+        """Reported training values (e.g. mean loss, top-1) from sums over `steps` steps."""
+
+    @abc.abstractmethod
+    def eval_values(self, sums: Dict[str, float]) -> Dict[str, float]:
+        """Reported evaluation values from the sums of one pass."""
+
+    @abc.abstractmethod
+    def format_values(self, values: Dict[str, float]) -> str:
+        """The task's part of a progress line, e.g. "loss 0.5  top1 0.812"."""
+
+    def describe_data(self) -> str:
+        return ""
+
+    def labels(self) -> List[str]:
+        return []
