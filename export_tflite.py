@@ -13,6 +13,8 @@ import sys
 
 from absl import app, flags, logging
 
+import data_flags
+
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "train.py model_dir or a .keras file.")
 flags.DEFINE_string("output_dir", None, "Where the .tflite files and reports go.")
@@ -37,25 +39,8 @@ flags.DEFINE_float("qat_learning_rate", 1e-4, "qat_int8: constant learning rate.
 flags.DEFINE_bool("overwrite", False, "Replace existing files.")
 flags.DEFINE_integer("seed", 0, "Seed of the calibration sample and QAT.")
 # Data (default: the training run's)
-flags.DEFINE_enum("dataset", None, ["synthetic", "image_folder", "imagenet"],
-                  "Calibration/check data (default: what the model was trained on).")
-flags.DEFINE_string("image_folder", None, "Image folder root.")
-flags.DEFINE_float("held_out_fraction", 0.1, "Image folder held-out fraction.")
-flags.DEFINE_string("data_dir", None, "tfds data_dir.")
-flags.DEFINE_string("manual_dir", None, "tfds manual_dir with the ILSVRC2012 archives.")
-flags.DEFINE_enum("imagenet_classes", "1000", ["1000", "1001"], "ImageNet label convention.")
-flags.DEFINE_integer("num_classes", 10, "Synthetic data classes.")
-
-
-def _data_config(trained):
-    from mobilenet_v3.data.pipeline import DataConfig
-    if FLAGS.dataset is None:
-        return None
-    return DataConfig(source=FLAGS.dataset, image_folder=FLAGS.image_folder,
-                      held_out_fraction=FLAGS.held_out_fraction, data_dir=FLAGS.data_dir,
-                      manual_dir=FLAGS.manual_dir, imagenet_classes=int(FLAGS.imagenet_classes),
-                      num_classes=FLAGS.num_classes, seed=FLAGS.seed,
-                      image_size=trained.config.input_shape[0])
+data_flags.define(None, "Calibration/check data (default: what the model was trained on).",
+                  training=False)
 
 
 def main(argv):
@@ -81,7 +66,8 @@ def main(argv):
     try:
         config.validate()
         trained = export.load_trained(FLAGS.model)
-        reports = export.export(trained, config, _data_config(trained))
+        reports = export.export(trained, config, data_flags.data_config(
+            trained.config.input_shape[0], FLAGS.seed))
     except (export.ExportError, FileExistsError, FileNotFoundError, DatasetNotPreparedError,
             ValueError) as e:
         print(f"export_tflite.py: {e}", file=sys.stderr)

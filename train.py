@@ -1,6 +1,6 @@
 """Train MobileNetV3 with the paper's recipe: `python train.py --flagfile=configs/demo.cfg`.
 
-Flags only map onto mobilenet_v3.trainer.TrainConfig; the library does the work. Rerunning
+Flags only map onto mobilenet_v3.training.TrainConfig; the library does the work. Rerunning
 the same command with the same --model_dir resumes from the newest checkpoint.
 
 Exit codes: 0 done; 1 bad flags or input (a clear message on stderr: unknown flag, missing
@@ -11,6 +11,8 @@ data, a model_dir holding another model); 143 stopped by SIGTERM after saving a 
 import sys
 
 from absl import app, flags, logging
+
+import data_flags
 
 FLAGS = flags.FLAGS
 
@@ -23,21 +25,8 @@ flags.DEFINE_float("dropout", 0.2, "Dropout rate before the classifier.")
 flags.DEFINE_float("weight_decay", 1e-5, "L2 on conv/dense kernels, not depthwise (slim).")
 flags.DEFINE_float("bn_momentum", 0.99, "BatchNorm moving-average decay.")
 # Data
-flags.DEFINE_enum("dataset", "synthetic", ["synthetic", "image_folder", "imagenet"],
-                  "Training data: the built-in synthetic set, <root>/<class>/*.jpg, or "
-                  "tfds imagenet2012.")
-flags.DEFINE_string("image_folder", None, "Root of an image folder (--dataset=image_folder).")
-flags.DEFINE_float("held_out_fraction", 0.1, "Image folder: fraction held out per class.")
-flags.DEFINE_string("data_dir", None, "tfds data_dir (prepared TFRecords).")
-flags.DEFINE_string("manual_dir", None,
-                    "Folder with ILSVRC2012_img_train.tar / _val.tar to prepare ImageNet.")
-flags.DEFINE_enum("imagenet_classes", "1000", ["1000", "1001"],
-                  "1001 shifts labels by one for a background class 0 (TF-Slim).")
-flags.DEFINE_integer("num_classes", 10, "Synthetic data: number of classes.")
-flags.DEFINE_integer("synthetic_train_examples", 10000, "Synthetic data: training examples.")
-flags.DEFINE_integer("synthetic_eval_examples", 1000, "Synthetic data: held-out examples.")
-flags.DEFINE_float("min_crop_area", 0.08, "Inception crop: smallest fraction of the image.")
-flags.DEFINE_integer("shuffle_buffer", 10000, "ImageNet stream shuffle buffer.")
+data_flags.define("synthetic", "Training data: the built-in synthetic set, <root>/<class>/*.jpg, "
+                  "or tfds imagenet2012.", training=True)
 # Recipe
 flags.DEFINE_integer("batch_size", 4096, "Global batch size (all replicas together).")
 flags.DEFINE_integer("eval_batch_size", None, "Global evaluation batch (default: batch_size).")
@@ -74,27 +63,19 @@ flags.DEFINE_integer("logical_cpus", 0,
 
 
 def config_from_flags():
-    from mobilenet_v3.data.pipeline import DataConfig
-    from mobilenet_v3.model import ModelConfig
-    from mobilenet_v3.optimizer import OptimizerConfig
-    from mobilenet_v3.schedule import ScheduleConfig
-    from mobilenet_v3.trainer import TrainConfig
+    from mobilenet_v3 import ModelConfig
+    from mobilenet_v3.training.optimizer import OptimizerConfig
+    from mobilenet_v3.training.schedule import ScheduleConfig
+    from mobilenet_v3.training import TrainConfig
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required (checkpoints and the final model go there)")
     return TrainConfig(
         model_dir=FLAGS.model_dir,
-        model=ModelConfig(name=FLAGS.model, alpha=FLAGS.alpha, minimalistic=FLAGS.minimalistic,
-                          dropout_rate=FLAGS.dropout, weight_decay=FLAGS.weight_decay,
-                          bn_momentum=FLAGS.bn_momentum),
-        data=DataConfig(source=FLAGS.dataset, image_size=FLAGS.resolution, seed=FLAGS.seed,
-                        min_crop_area=FLAGS.min_crop_area, num_classes=FLAGS.num_classes,
-                        synthetic_train_examples=FLAGS.synthetic_train_examples,
-                        synthetic_eval_examples=FLAGS.synthetic_eval_examples,
-                        image_folder=FLAGS.image_folder,
-                        held_out_fraction=FLAGS.held_out_fraction, data_dir=FLAGS.data_dir,
-                        manual_dir=FLAGS.manual_dir,
-                        imagenet_classes=int(FLAGS.imagenet_classes),
-                        shuffle_buffer=FLAGS.shuffle_buffer),
+        model=ModelConfig.from_flat(name=FLAGS.model, alpha=FLAGS.alpha,
+                                    minimalistic=FLAGS.minimalistic, dropout_rate=FLAGS.dropout,
+                                    weight_decay=FLAGS.weight_decay,
+                                    bn_momentum=FLAGS.bn_momentum),
+        data=data_flags.data_config(FLAGS.resolution, FLAGS.seed),
         schedule=ScheduleConfig(base_learning_rate=FLAGS.base_learning_rate,
                                 base_batch_size=FLAGS.base_batch_size,
                                 warmup_epochs=FLAGS.warmup_epochs,
@@ -132,7 +113,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     if FLAGS.logical_cpus:
         _split_cpu(FLAGS.logical_cpus)
-    from mobilenet_v3 import trainer
+    from mobilenet_v3 import training as trainer
     from mobilenet_v3.data.imagenet import DatasetNotPreparedError
     try:
         result = trainer.Trainer(config).run()

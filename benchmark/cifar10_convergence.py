@@ -10,13 +10,11 @@ held-out top-1 of the EMA weights and the wall time. Not a test: it takes minute
 """
 
 import os
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
 
 from absl import app, flags  # noqa: E402
 
@@ -39,11 +37,11 @@ def main(argv):
     del argv
     from absl import logging
     logging.set_verbosity(logging.WARNING)
-    from mobilenet_v3 import optimizer as optimizer_lib
+    from mobilenet_v3.training import optimizer as optimizer_lib
     from mobilenet_v3.data import pipeline
-    from mobilenet_v3.model import ModelConfig
-    from mobilenet_v3.schedule import ScheduleConfig
-    from mobilenet_v3.trainer import TrainConfig, Trainer
+    from mobilenet_v3 import ModelConfig
+    from mobilenet_v3.training.schedule import ScheduleConfig
+    from mobilenet_v3.training import TrainConfig, Trainer
 
     if not os.path.isdir(FLAGS.data):
         print(f"no image folder at {FLAGS.data}; pass --data=<root>/<class>/*.jpg")
@@ -51,7 +49,7 @@ def main(argv):
     model_dir = FLAGS.model_dir or tempfile.mkdtemp(prefix="cifar10-")
     config = TrainConfig(
         model_dir=model_dir,
-        model=ModelConfig(name=FLAGS.model, alpha=FLAGS.alpha, weight_decay=1e-5),
+        model=ModelConfig.from_flat(name=FLAGS.model, alpha=FLAGS.alpha, weight_decay=1e-5),
         data=pipeline.DataConfig(source="image_folder", image_folder=FLAGS.data,
                                  held_out_fraction=FLAGS.held_out_fraction,
                                  image_size=FLAGS.resolution, min_crop_area=0.25),

@@ -4,17 +4,15 @@ Each network gets BN statistics from a few training-mode passes first (an untrai
 activations shrink to ~1e-8, which gives int8 ranges no trained model has and can hit slow
 denormal paths). Then: ours in both h-swish forms ('fused' = one HARD_SWISH op, 'unfused' =
 (x/6) * ReLU6(x+3)) x float32/float16/dynamic/int8 (PTQ), keras.applications' float32 and
-int8, all converted by `mobilenet_v3.conversion.convert`, timed interleaved on one thread
+int8, all converted by `mobilenet_v3.export.convert.convert`, timed interleaved on one thread
 pinned to one core.
 
     python benchmark/export_formats.py [--models=small,large] [--repeats=5] [--runs=50]
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
@@ -30,17 +28,18 @@ flags.DEFINE_integer("core", 0, "CPU core to pin to (-1: no pinning).")
 
 def main(argv):
     del argv
-    import dataclasses
-
     import numpy as np
     import tf_keras
     from absl import logging
     logging.set_verbosity(logging.WARNING)
 
-    from benchmark import tflite_timing
-    from benchmark.calibration import calibrate_batch_norm
-    from benchmark.peers import keras_mobilenet_v3
-    from mobilenet_v3 import ModelConfig, build_model, conversion, tflite_inspect
+    from mobilenet_v3.bench import timing as tflite_timing
+    from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from mobilenet_v3.bench.peers import keras_mobilenet_v3
+    from mobilenet_v3 import ModelConfig, build_model
+    from mobilenet_v3.export import convert as conversion
+    from mobilenet_v3.analysis import tflite_inspect
+    from mobilenet_v3.modeling import variants
 
     tflite_timing.pin_to_core(None if FLAGS.core < 0 else FLAGS.core)
     shape = (FLAGS.resolution, FLAGS.resolution, 3)
@@ -50,13 +49,12 @@ def main(argv):
     files = {}
     for name in FLAGS.models:
         tf_keras.utils.set_random_seed(0)
-        base = ModelConfig(name=name, input_shape=shape, include_preprocessing=False,
-                           batch_size=1)
-        trained = build_model(dataclasses.replace(base, batch_size=None))
+        base = ModelConfig.from_flat(name=name, input_shape=shape, include_preprocessing=False,
+                                     batch_size=1)
+        trained = build_model(base.replace(batch_size=None))
         calibrate_batch_norm(trained, images)
         for form in ("fused", "unfused"):
-            model = build_model(dataclasses.replace(base, hard_swish_form=form))
-            model.set_weights(trained.get_weights())
+            model = variants.rebuild(trained, base.replace(hard_swish_form=form))
             for fmt in FLAGS.formats:
                 files[f"ours {name} {fmt} {form}"] = conversion.convert(
                     model, fmt, representative_images=(lambda: representative)

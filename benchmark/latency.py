@@ -15,7 +15,6 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
@@ -32,8 +31,8 @@ flags.DEFINE_bool("op_profile", False, "Also time every op on its own and sum pe
 
 def measure(paths, threads=1, core=0, warmup=20, runs=100, repeats=5, baseline=None):
     """Rows of {file, size_mb, partitions, min/median/p90 ms, ratio_min} for each file."""
-    from benchmark import tflite_timing
-    from mobilenet_v3 import tflite_inspect
+    from mobilenet_v3.bench import timing as tflite_timing
+    from mobilenet_v3.analysis import tflite_inspect
 
     missing = [p for p in paths if not os.path.isfile(p)]
     if not paths or missing:
@@ -101,7 +100,7 @@ def main(argv):
         print(f"latency.py: {e}", file=sys.stderr)
         return 1
     if FLAGS.op_profile:
-        from benchmark import op_profile
+        from mobilenet_v3.bench import op_profile
         for row in rows:
             with open(row["file"], "rb") as f:
                 row["op_types"] = op_profile.op_type_times(f.read(), FLAGS.threads)

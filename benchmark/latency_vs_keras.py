@@ -1,16 +1,14 @@
 """Float TFLite latency of our MobileNetV3 against keras.applications', converted the same way.
 
 Both are built with include_preprocessing=False, random weights, batch 1, converted by
-`mobilenet_v3.conversion.convert`, and timed interleaved on one thread pinned to one core.
+`mobilenet_v3.export.convert.convert`, and timed interleaved on one thread pinned to one core.
 
     python benchmark/latency_vs_keras.py [--models=large,small] [--runs=100] [--repeats=5]
 """
 
 import os
-import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
@@ -29,8 +27,11 @@ flags.DEFINE_float("noise", 0.02, "Run-to-run noise of the min figure: ratios wi
 
 def main(argv):
     del argv
-    from benchmark import peers, tflite_timing
-    from mobilenet_v3 import ModelConfig, build_model, conversion, tflite_inspect
+    from mobilenet_v3.bench import peers
+    from mobilenet_v3.bench import timing as tflite_timing
+    from mobilenet_v3 import ModelConfig, build_model
+    from mobilenet_v3.export import convert as conversion
+    from mobilenet_v3.analysis import tflite_inspect
 
     unknown = set(FLAGS.models) - set(peers.NAMES)
     if unknown:
@@ -39,7 +40,7 @@ def main(argv):
     shape = (FLAGS.resolution, FLAGS.resolution, 3)
     files = {}
     for name in FLAGS.models:
-        ours = build_model(ModelConfig(name=name, alpha=FLAGS.alpha, input_shape=shape,
+        ours = build_model(ModelConfig.from_flat(name=name, alpha=FLAGS.alpha, input_shape=shape,
                                        include_preprocessing=False))
         peer = peers.keras_mobilenet_v3(name, shape, FLAGS.alpha)
         files[f"ours-{name}"] = conversion.convert(ours)

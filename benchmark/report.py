@@ -18,7 +18,6 @@ import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
@@ -50,17 +49,22 @@ def parse_network(spec: str):
     return parts[0], parts[1], float(parts[2])
 
 
+def model_config(name, alpha, resolution, hard_swish_form):
+    from mobilenet_v3 import ModelConfig
+    return ModelConfig.from_flat(name=name, alpha=alpha, input_shape=(resolution, resolution, 3),
+                                 include_preprocessing=False, batch_size=1,
+                                 hard_swish_form=hard_swish_form)
+
+
 def build(source, name, alpha, resolution, hard_swish_form="fused"):
     import tf_keras
 
-    from mobilenet_v3 import ModelConfig, build_model
+    from mobilenet_v3 import build_model
     shape = (resolution, resolution, 3)
     if source == "ours":
-        return build_model(ModelConfig(name=name, alpha=alpha, input_shape=shape,
-                                       include_preprocessing=False, batch_size=1,
-                                       hard_swish_form=hard_swish_form))
+        return build_model(model_config(name, alpha, resolution, hard_swish_form))
     if source == "keras":
-        from benchmark.peers import keras_mobilenet_v3
+        from mobilenet_v3.bench.peers import keras_mobilenet_v3
         return keras_mobilenet_v3(name, shape, alpha)
     return tf_keras.applications.MobileNetV2(input_shape=shape, alpha=alpha, weights=None)
 
@@ -76,9 +80,12 @@ def main(argv):
     from absl import logging
     logging.set_verbosity(logging.WARNING)
 
-    from benchmark import tflite_timing
-    from benchmark.calibration import calibrate_batch_norm
-    from mobilenet_v3 import conversion, profiler, tflite_inspect
+    from mobilenet_v3.bench import timing as tflite_timing
+    from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from mobilenet_v3.export import convert as conversion
+    from mobilenet_v3.analysis import cost as profiler
+    from mobilenet_v3.analysis import tflite_inspect
+    from mobilenet_v3.modeling import variants
 
     try:
         networks = [parse_network(s) for s in FLAGS.networks]
@@ -100,8 +107,7 @@ def main(argv):
         # Ours: int8 in the form the exporter uses for int8 (one XNNPACK partition).
         int8_model = model
         if source == "ours":
-            int8_model = build(source, name, alpha, res, "unfused")
-            int8_model.set_weights(model.get_weights())
+            int8_model = variants.rebuild(model, model_config(name, alpha, res, "unfused"))
         files[key + ":float32"] = conversion.convert(model)
         files[key + ":int8"] = conversion.convert(int8_model, "int8",
                                                   representative_images=lambda: representative)

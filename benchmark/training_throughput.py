@@ -1,6 +1,6 @@
 """Training images/s of our MobileNetV3 against keras.applications', same loop, data, batch.
 
-Both networks run in the same `mobilenet_v3.trainer.Trainer` (RMSProp + EMA, label
+Both networks run in the same `mobilenet_v3.training.loop.Trainer` (RMSProp + EMA, label
 smoothing, the built-in synthetic pipeline, same batch and resolution); only the model
 function differs. Rounds alternate between the two so that machine noise hits both alike;
 each round times `--steps` steps after two untimed warm-up calls per network.
@@ -9,12 +9,10 @@ each round times `--steps` steps after two untimed warm-up calls per network.
 """
 
 import os
-import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from absl import app, flags  # noqa: E402
 
@@ -28,9 +26,9 @@ flags.DEFINE_integer("rounds", 5, "Interleaved rounds.")
 
 
 def keras_applications_model(config):
-    from benchmark.peers import keras_mobilenet_v3
+    from mobilenet_v3.bench.peers import keras_mobilenet_v3
     return keras_mobilenet_v3(config.name, config.input_shape, config.alpha,
-                              classes=config.classes, dropout_rate=config.dropout_rate,
+                              classes=config.classes, dropout_rate=config.head.dropout_rate,
                               classifier_activation=None,
                               minimalistic=config.minimalistic)
 
@@ -41,22 +39,23 @@ def main(argv):
     from absl import logging
     logging.set_verbosity(logging.WARNING)
 
-    from mobilenet_v3 import optimizer as optimizer_lib
+    from mobilenet_v3.training import optimizer as optimizer_lib
     from mobilenet_v3.data import pipeline
-    from mobilenet_v3.model import ModelConfig, build_model
-    from mobilenet_v3.trainer import TrainConfig, Trainer
+    from mobilenet_v3 import ModelConfig, build_model
+    from mobilenet_v3.training import TrainConfig, Trainer
+    from mobilenet_v3.training.classification import ClassificationTask
 
     def make(model_fn):
         config = TrainConfig(
             model_dir=tempfile.mkdtemp(prefix="throughput-"),
             # No L2 term: keras.applications has no regularizers, so neither pays for one.
-            model=ModelConfig(name=FLAGS.model, alpha=FLAGS.alpha, weight_decay=0.0),
+            model=ModelConfig.from_flat(name=FLAGS.model, alpha=FLAGS.alpha, weight_decay=0.0),
             data=pipeline.DataConfig(image_size=FLAGS.resolution,
                                      synthetic_train_examples=4096),
             optimizer=optimizer_lib.OptimizerConfig(ema_momentum=0.999),
             global_batch_size=FLAGS.batch, train_steps=10 ** 6,
             log_every_steps=10 ** 6, checkpoint_every_steps=10 ** 6)
-        trainer = Trainer(config, model_fn=model_fn)
+        trainer = Trainer(config, ClassificationTask(config, model_fn=model_fn))
         trainer.train(max_steps=FLAGS.steps)             # trace + warm the pipeline
         return trainer
 

@@ -1,4 +1,7 @@
-"""Realistic activations for untrained networks before timing or quantizing them."""
+"""Realistic activations for untrained networks before timing or quantizing them.
+
+Used by the benchmarks and tests that time or quantize randomly initialised networks.
+"""
 
 
 def calibrate_batch_norm(model, images, passes: int = 3):

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from mobilenet_v3 import tflite_inspect
+from mobilenet_v3.analysis import tflite_inspect
 
 
 @dataclasses.dataclass

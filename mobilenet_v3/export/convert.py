@@ -15,7 +15,7 @@ import tf_keras
 from tensorflow.python.framework.convert_to_constants import (
     convert_variables_to_constants_v2)
 
-FORMATS = ("float32", "float16", "dynamic", "int8")
+MODES = ("float32", "float16", "dynamic", "int8")   # see formats.py for the export formats
 
 
 def frozen_function(model: tf_keras.Model, batch_size: int = 1):
@@ -39,8 +39,8 @@ def convert(model: tf_keras.Model, fmt: str = "float32",
     single images, or from a QAT model's fake-quant ranges without it).
     io_dtype applies to 'int8' only (tf.float32, tf.int8 or tf.uint8).
     """
-    if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    if fmt not in MODES:
+        raise ValueError(f"format must be one of {MODES}, got {fmt!r}")
     # No trackable_obj: with one the converter exports a SavedModel again (30 s instead of
     # 3 s); the frozen function holds no variables, so the graph path it logs as
     # deprecated is the right one here.

@@ -9,7 +9,7 @@ float tensors inside.
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
-from mobilenet_v3.layers import AddConstant, Scale
+from mobilenet_v3.modeling.layers import AddConstant, Scale
 
 _qkeras = tfmot.quantization.keras
 

@@ -1,0 +1,46 @@
+"""The data flags shared by the entry scripts (train.py, export_tflite.py) and their mapping.
+
+absl flags live only in entry scripts; this module is part of that layer, not the library.
+"""
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+
+
+def define(dataset_default, dataset_help: str, training: bool):
+    """Defines the data flags; the training-only ones (synthetic sizes, crop, shuffle) too."""
+    flags.DEFINE_enum("dataset", dataset_default, ["synthetic", "image_folder", "imagenet"],
+                      dataset_help)
+    flags.DEFINE_string("image_folder", None, "Root of an image folder <root>/<class>/*.jpg "
+                        "(--dataset=image_folder).")
+    flags.DEFINE_float("held_out_fraction", 0.1, "Image folder: fraction held out per class.")
+    flags.DEFINE_string("data_dir", None, "tfds data_dir (prepared TFRecords).")
+    flags.DEFINE_string("manual_dir", None,
+                        "Folder with ILSVRC2012_img_train.tar / _val.tar to prepare ImageNet.")
+    flags.DEFINE_enum("imagenet_classes", "1000", ["1000", "1001"],
+                      "1001 shifts labels by one for a background class 0 (TF-Slim).")
+    flags.DEFINE_integer("num_classes", 10, "Synthetic data: number of classes.")
+    if training:
+        flags.DEFINE_integer("synthetic_train_examples", 10000,
+                             "Synthetic data: training examples.")
+        flags.DEFINE_integer("synthetic_eval_examples", 1000,
+                             "Synthetic data: held-out examples.")
+        flags.DEFINE_float("min_crop_area", 0.08,
+                           "Inception crop: smallest fraction of the image.")
+        flags.DEFINE_integer("shuffle_buffer", 10000, "ImageNet stream shuffle buffer.")
+
+
+def data_config(image_size: int, seed: int):
+    """The DataConfig the flags describe (None when --dataset was left unset)."""
+    from mobilenet_v3.data.pipeline import DataConfig
+    if FLAGS.dataset is None:
+        return None
+    extra = {name: FLAGS[name].value for name in (
+        "synthetic_train_examples", "synthetic_eval_examples", "min_crop_area",
+        "shuffle_buffer") if name in FLAGS}
+    return DataConfig(source=FLAGS.dataset, image_size=image_size, seed=seed,
+                      num_classes=FLAGS.num_classes, image_folder=FLAGS.image_folder,
+                      held_out_fraction=FLAGS.held_out_fraction, data_dir=FLAGS.data_dir,
+                      manual_dir=FLAGS.manual_dir,
+                      imagenet_classes=int(FLAGS.imagenet_classes), **extra)

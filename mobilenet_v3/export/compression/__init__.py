@@ -1,0 +1,2 @@
+"""Model compression before conversion: quantization-aware training (tfmot), later pruning.
+"""

@@ -1,0 +1,48 @@
+"""QAT fine-tuning: tfmot's fake-quantized copy of a trained model, trained with our loop.
+
+A short constant-rate run on the training data, without EMA (fake-quant ranges move too).
+"""
+
+import tempfile
+import shutil
+
+import tf_keras
+
+from mobilenet_v3.data import pipeline
+from mobilenet_v3.export.compression import qat
+from mobilenet_v3.modeling import variants
+from mobilenet_v3.modeling.config import ModelConfig
+from mobilenet_v3.training import optimizer as optimizer_lib
+from mobilenet_v3.training.classification import ClassificationTask
+from mobilenet_v3.training.config import TrainConfig
+from mobilenet_v3.training.loop import Trainer
+from mobilenet_v3.training.schedule import ScheduleConfig
+
+
+def qat_finetune(model: tf_keras.Model, config: ModelConfig, data: pipeline.DataConfig,
+                 steps: int, batch_size: int, learning_rate: float, seed: int,
+                 work_dir: str) -> tf_keras.Model:
+    """The QAT model after `steps` steps; `config` is the (batch-free) graph to quantize."""
+    train_config = TrainConfig(
+        model_dir=work_dir, model=config, data=data,
+        schedule=ScheduleConfig(base_learning_rate=learning_rate, base_batch_size=batch_size,
+                                warmup_epochs=0.0, decay_rate=1.0),
+        optimizer=optimizer_lib.OptimizerConfig(use_ema=False),
+        global_batch_size=batch_size, train_steps=steps, log_every_steps=max(1, steps // 4),
+        checkpoint_every_steps=steps, seed=seed)
+
+    def model_fn(_):
+        return qat.quantize_model(variants.rebuild(model, config))
+    with qat.quantize_scope():
+        trainer = Trainer(train_config, ClassificationTask(train_config, model_fn=model_fn))
+        trainer.train()
+    return trainer.model
+
+
+def qat_finetune_in(output_dir: str, **kwargs) -> tf_keras.Model:
+    """qat_finetune with a throw-away run folder inside `output_dir`."""
+    work = tempfile.mkdtemp(prefix=".qat-", dir=output_dir)
+    try:
+        return qat_finetune(work_dir=work, **kwargs)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,36 @@
+"""Checks an exported file against its Keras model: LiteRT runs the file once per export.
+
+Agreement (top-1, max |diff|) with the reference, top-1 against the labels and the optional
+held-out evaluation are all derived from that one run over the held-out images.
+"""
+
+from typing import Dict
+
+import numpy as np
+import tf_keras
+
+from mobilenet_v3.analysis import tflite_inspect
+
+
+def keras_outputs(model: tf_keras.Model, images: np.ndarray, batch: int = 32) -> np.ndarray:
+    return np.concatenate([model(images[i:i + batch], training=False).numpy()
+                           for i in range(0, len(images), batch)])
+
+
+def verify(tflite: bytes, reference: tf_keras.Model, reference_name: str, images: np.ndarray,
+           labels: np.ndarray, check_images: int, eval_images: int = 0) -> Dict:
+    """The first `check_images` are compared with `reference`; the first `eval_images` (if
+    any) are scored against their labels. `images` are as the file takes them."""
+    outputs = tflite_inspect.run(tflite, images[:max(check_images, eval_images)])
+    ours, theirs = outputs[:check_images], keras_outputs(reference, images[:check_images])
+    report = {"agreement": {
+        "images": int(len(ours)),
+        "max_abs_diff": float(np.abs(ours - theirs).max()),
+        "top1_agreement": float(np.mean(ours.argmax(-1) == theirs.argmax(-1))),
+        "reference": reference_name,
+        "top1_vs_labels": float(np.mean(ours.argmax(-1) == labels[:check_images]))}}
+    if eval_images:
+        predicted = outputs[:eval_images].argmax(-1)
+        report["eval"] = {"images": int(len(predicted)),
+                          "top1": float(np.mean(predicted == labels[:eval_images]))}
+    return report
