@@ -1,3 +1,4 @@
+import dataclasses
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -6,8 +7,11 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tf_keras  # noqa: E402
 
-from benchmark.calibration import calibrate_batch_norm  # noqa: E402
+from mobilenet_v3.bench.calibration import calibrate_batch_norm  # noqa: E402
 from mobilenet_v3 import ModelConfig, build_model  # noqa: E402
+from mobilenet_v3.data import pipeline  # noqa: E402
+from mobilenet_v3.training import TrainConfig, optimizer as optimizer_lib  # noqa: E402
+from mobilenet_v3.training.schedule import ScheduleConfig  # noqa: E402
 
 
 def calibrated_model(config: ModelConfig, seed: int = 0) -> tf_keras.Model:
@@ -19,10 +23,23 @@ def calibrated_model(config: ModelConfig, seed: int = 0) -> tf_keras.Model:
     """
     tf_keras.utils.set_random_seed(seed)
     model = build_model(config)
-    low, high = (0, 255) if config.include_preprocessing else (-1, 1)
+    low, high = (0, 255) if config.graph.include_preprocessing else (-1, 1)
     images = np.random.RandomState(seed).uniform(low, high, (8,) + tuple(config.input_shape))
     calibrate_batch_norm(model, images.astype(np.float32))
     return model
+
+
+def tiny_train_config(model_dir, **overrides) -> TrainConfig:
+    """Small 0.35 @32 on 2048 synthetic images, a rate and EMA that learn in ~200 steps."""
+    config = TrainConfig(
+        model_dir=str(model_dir),
+        model=ModelConfig.from_flat(name="small", alpha=0.35, weight_decay=1e-5),
+        data=pipeline.DataConfig(image_size=32, synthetic_train_examples=2048,
+                                 synthetic_eval_examples=256, min_crop_area=0.25),
+        schedule=ScheduleConfig(base_learning_rate=0.8, warmup_epochs=1),
+        optimizer=optimizer_lib.OptimizerConfig(ema_momentum=0.99),
+        global_batch_size=32, epochs=4, log_every_steps=64, checkpoint_every_steps=128)
+    return dataclasses.replace(config, **overrides)
 
 
 @pytest.fixture

@@ -58,11 +58,12 @@ def make_phone(tmp_path, monkeypatch, devices=None):
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     """Two real .tflite files (tiny MobileNetV3s) and an export-style report for one."""
-    from mobilenet_v3 import ModelConfig, build_model, conversion
+    from mobilenet_v3 import ModelConfig, build_model
+    from mobilenet_v3.export import convert as conversion
     folder = tmp_path_factory.mktemp("models")
     paths = []
     for name in ("small", "large"):
-        config = ModelConfig(name=name, alpha=0.35, input_shape=(32, 32, 3),
+        config = ModelConfig.from_flat(name=name, alpha=0.35, input_shape=(32, 32, 3),
                              include_preprocessing=False, classes=10, batch_size=1)
         path = folder / f"v3_{name}.tflite"
         path.write_bytes(conversion.convert(build_model(config)))

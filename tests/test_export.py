@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import tf_keras
 
-from mobilenet_v3 import export, optimizer as optimizer_lib, tflite_inspect
-from mobilenet_v3.data import pipeline
-from mobilenet_v3.model import ModelConfig
-from mobilenet_v3.schedule import ScheduleConfig
-from mobilenet_v3.trainer import TrainConfig, Trainer
+from mobilenet_v3 import ModelConfig, export
+from mobilenet_v3.analysis import tflite_inspect
+from mobilenet_v3.training import Trainer
+
+from conftest import tiny_train_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -24,14 +24,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def run_dir(tmp_path_factory):
     """A model trained for a few steps on the learnable built-in dataset (train.py layout)."""
     model_dir = tmp_path_factory.mktemp("run")
-    Trainer(TrainConfig(
-        model_dir=str(model_dir), model=ModelConfig(name="small", alpha=0.35),
-        data=pipeline.DataConfig(image_size=32, synthetic_train_examples=2048,
-                                 synthetic_eval_examples=256, min_crop_area=0.25),
-        schedule=ScheduleConfig(base_learning_rate=0.8, warmup_epochs=1),
-        optimizer=optimizer_lib.OptimizerConfig(ema_momentum=0.99),
-        global_batch_size=32, train_steps=160, epochs=1, log_every_steps=80,
-        checkpoint_every_steps=80)).run()
+    Trainer(tiny_train_config(
+        model_dir, model=ModelConfig.from_flat(name="small", alpha=0.35), train_steps=160,
+        epochs=1, log_every_steps=80, checkpoint_every_steps=80)).run()
     return model_dir
 
 
@@ -144,13 +139,13 @@ def test_bad_input_gives_clear_errors(tmp_path):
     with pytest.raises(export.ExportError, match="calibration_images"):
         export.ExportConfig(output_dir=str(tmp_path), formats=("int8",),
                             calibration_images=0).validate()
-    with pytest.raises(export.ExportError, match="no trained model"):
+    with pytest.raises(export.RunFolderError, match="no trained model"):
         export.load_trained(str(tmp_path / "missing"))
     (tmp_path / "empty_run").mkdir()
-    with pytest.raises(export.ExportError, match="not a train.py model_dir"):
+    with pytest.raises(export.RunFolderError, match="not a train.py model_dir"):
         export.load_trained(str(tmp_path / "empty_run"))
     (tmp_path / "m.keras").write_bytes(b"junk")
-    with pytest.raises(export.ExportError, match="model_config.json"):
+    with pytest.raises(export.RunFolderError, match="model_config.json"):
         export.load_trained(str(tmp_path / "m.keras"))
 
 

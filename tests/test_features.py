@@ -3,7 +3,7 @@ import pytest
 import tf_keras
 
 from mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
-from mobilenet_v3.features import endpoint_layer_names, feature_extractor
+from mobilenet_v3.modeling.features import endpoint_layer_names, feature_extractor
 
 
 def test_large_endpoints_follow_the_papers_rule():

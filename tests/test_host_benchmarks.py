@@ -12,12 +12,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 @pytest.fixture(scope="module")
 def tflite_files(tmp_path_factory):
-    from mobilenet_v3 import ModelConfig, build_model, conversion
+    from mobilenet_v3 import ModelConfig, build_model
+    from mobilenet_v3.export import convert as conversion
     folder = tmp_path_factory.mktemp("tfl")
     paths = []
     for name in ("small", "large"):
         path = folder / f"{name}.tflite"
-        path.write_bytes(conversion.convert(build_model(ModelConfig(
+        path.write_bytes(conversion.convert(build_model(ModelConfig.from_flat(
             name=name, alpha=0.35, input_shape=(32, 32, 3), include_preprocessing=False,
             classes=10, batch_size=1))))
         paths.append(str(path))
@@ -83,10 +84,12 @@ def test_report_table_csv_json_and_plot(tmp_path):
 
 def test_op_profile_sums_per_op_type_and_finds_the_slow_int8_hard_swish():
     import numpy as np
-    from benchmark import op_profile
-    from benchmark.calibration import calibrate_batch_norm
-    from mobilenet_v3 import ModelConfig, build_model, conversion, tflite_inspect
-    config = ModelConfig(name="small", alpha=0.35, input_shape=(32, 32, 3), classes=10,
+    from mobilenet_v3.bench import op_profile
+    from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from mobilenet_v3 import ModelConfig, build_model
+    from mobilenet_v3.export import convert as conversion
+    from mobilenet_v3.analysis import tflite_inspect
+    config = ModelConfig.from_flat(name="small", alpha=0.35, input_shape=(32, 32, 3), classes=10,
                          include_preprocessing=False, batch_size=1)
     model = build_model(config)
     images = np.random.RandomState(0).uniform(-1, 1, (4, 32, 32, 3)).astype(np.float32)

@@ -1,7 +1,7 @@
 import numpy as np
 import tf_keras
 
-from mobilenet_v3.layers import AddConstant, Scale, hard_sigmoid, hard_swish, squeeze_excite
+from mobilenet_v3.modeling.layers import AddConstant, Scale, hard_sigmoid, hard_swish, squeeze_excite
 
 
 def _apply(fn, x):

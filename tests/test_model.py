@@ -2,9 +2,8 @@ import numpy as np
 import pytest
 import tf_keras
 
-from mobilenet_v3 import (ModelConfig, MobileNetV3Large, MobileNetV3Small, build_model,
-                          specs)
-from mobilenet_v3.layers import AddConstant
+from mobilenet_v3 import ModelConfig, MobileNetV3Large, MobileNetV3Small, build_model, specs
+from mobilenet_v3.modeling.layers import AddConstant
 
 
 def _trainable(model):
@@ -65,7 +64,7 @@ def _activation_kind(model, name):
 @pytest.mark.parametrize("name, minimalistic", [
     ("large", False), ("small", False), ("large", True), ("small", True)])
 def test_every_row_has_its_kernel_se_residual_and_nonlinearity(name, minimalistic):
-    config = ModelConfig(name=name, minimalistic=minimalistic, include_preprocessing=False)
+    config = ModelConfig.from_flat(name=name, minimalistic=minimalistic, include_preprocessing=False)
     model = build_model(config)
     names = {layer.name for layer in model.layers}
     table = specs.get_arch(name).blocks
@@ -103,7 +102,7 @@ def test_batch_norm_settings():
 
 
 def test_weight_decay_skips_depthwise_kernels():
-    model = build_model(ModelConfig(name="small", alpha=0.35, input_shape=(32, 32, 3),
+    model = build_model(ModelConfig.from_flat(name="small", alpha=0.35, input_shape=(32, 32, 3),
                                     weight_decay=1e-5))
     for layer in model.layers:
         if isinstance(layer, tf_keras.layers.DepthwiseConv2D):
@@ -136,7 +135,7 @@ def test_bad_arguments_raise_value_error_naming_them(kwargs, argument):
 
 def test_unknown_model_name_is_a_value_error():
     with pytest.raises(ValueError, match="model name"):
-        build_model(ModelConfig(name="tiny"))
+        build_model(ModelConfig.from_flat(name="tiny"))
 
 
 def test_imagenet_weights_fail_clearly_and_paths_load(tmp_path):

@@ -4,14 +4,17 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mobilenet_v3 import ModelConfig, build_model, conversion, quantization, tflite_inspect
+from mobilenet_v3 import ModelConfig, build_model
+from mobilenet_v3.export import convert as conversion
+from mobilenet_v3.export.compression import qat as quantization
+from mobilenet_v3.analysis import tflite_inspect
 
 from conftest import calibrated_model
 
 
 @pytest.mark.slow
 def test_qat_model_converts_to_all_int8_and_agrees(random_images):
-    float_model = calibrated_model(ModelConfig(
+    float_model = calibrated_model(ModelConfig.from_flat(
         name="small", alpha=0.5, input_shape=(64, 64, 3), classes=10,
         classifier_activation=None, include_preprocessing=False))
     qat = quantization.quantize_model(float_model)
@@ -42,6 +45,6 @@ def test_qat_model_converts_to_all_int8_and_agrees(random_images):
 
 
 def test_quantize_model_rejects_in_graph_preprocessing():
-    model = build_model(ModelConfig(name="small", alpha=0.35, input_shape=(32, 32, 3)))
+    model = build_model(ModelConfig.from_flat(name="small", alpha=0.35, input_shape=(32, 32, 3)))
     with pytest.raises(ValueError, match="include_preprocessing=False"):
         quantization.quantize_model(model)

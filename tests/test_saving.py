@@ -9,7 +9,7 @@ from conftest import calibrated_model
 
 @pytest.fixture(scope="module")
 def model():
-    return calibrated_model(ModelConfig(name="small", alpha=0.5, input_shape=(64, 64, 3),
+    return calibrated_model(ModelConfig.from_flat(name="small", alpha=0.5, input_shape=(64, 64, 3),
                                         classes=10, classifier_activation=None))
 
 

@@ -3,7 +3,7 @@ import math
 import pytest
 import tf_keras
 
-from mobilenet_v3.schedule import ScheduleConfig, WarmupExponentialDecay, paper_schedule
+from mobilenet_v3.training.schedule import ScheduleConfig, WarmupExponentialDecay, paper_schedule
 
 
 def test_paper_schedule_at_chosen_steps():

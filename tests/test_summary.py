@@ -33,7 +33,7 @@ KERAS_APPS = {"large": tf_keras.applications.MobileNetV3Large,
 
 
 def _keras_apps_counts(name, alpha, resolution):
-    from mobilenet_v3 import profiler
+    from mobilenet_v3.analysis import cost as profiler
     model = KERAS_APPS[name](input_shape=(resolution, resolution, 3), alpha=alpha, weights=None,
                              include_preprocessing=False)
     totals = profiler.totals(profiler.profile(model))
@@ -42,7 +42,7 @@ def _keras_apps_counts(name, alpha, resolution):
 
 @pytest.mark.parametrize("name, alpha, resolution, madds_m, params_m", PAPER_TABLE_9)
 def test_reproduces_paper_table_9(name, alpha, resolution, madds_m, params_m):
-    result = summary.summarize(ModelConfig(name=name, alpha=alpha,
+    result = summary.summarize(ModelConfig.from_flat(name=name, alpha=alpha,
                                            input_shape=(resolution, resolution, 3),
                                            include_preprocessing=False))
     madds_ok = abs(result["madds"] / 1e6 - madds_m) <= 0.03 * madds_m
@@ -67,7 +67,7 @@ def test_reproduces_paper_table_9(name, alpha, resolution, madds_m, params_m):
 
 
 def test_rows_follow_table_1_and_sum_to_totals():
-    result = summary.summarize(ModelConfig(name="large", include_preprocessing=False))
+    result = summary.summarize(ModelConfig.from_flat(name="large", include_preprocessing=False))
     rows = result["rows"]
     assert len(rows) == 20   # rows 0..19 of Table 1
     assert [r["input"] for r in rows[:3]] == ["224x224x3", "112x112x16", "112x112x16"]
@@ -87,7 +87,7 @@ def test_minimalistic_matches_slim_readme():
     # TF-Slim README: Large-minimalistic 209M MACs, 3.9M params. (Its Small rows, 66M for
     # Small 1.0 and 65M for Small-minimalistic, count differently from the paper's 57M and
     # are not a usable reference; Small-minimalistic is checked structurally in test_model.)
-    r = summary.summarize(ModelConfig(name="large", minimalistic=True,
+    r = summary.summarize(ModelConfig.from_flat(name="large", minimalistic=True,
                                       include_preprocessing=False))
     assert abs(r["madds"] / 1e6 - 209) <= 0.03 * 209, r["madds"]
     assert abs(r["weight_params"] / 1e6 - 3.9) <= 0.06, r["weight_params"]

@@ -5,7 +5,9 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from mobilenet_v3 import ModelConfig, build_model, conversion, tflite_inspect
+from mobilenet_v3 import ModelConfig, build_model
+from mobilenet_v3.export import convert as conversion
+from mobilenet_v3.analysis import tflite_inspect
 
 from conftest import calibrated_model
 
@@ -23,7 +25,7 @@ def _residual_count(model):
 
 @pytest.mark.parametrize("name, hswish", [("large", 21), ("small", 19)])
 def test_float_graph_has_one_hard_swish_per_h_swish(name, hswish):
-    model = build_model(ModelConfig(name=name, include_preprocessing=False))
+    model = build_model(ModelConfig.from_flat(name=name, include_preprocessing=False))
     assert _hard_swish_count(model) == hswish   # Table 1: stem, rows 7-15 x2, last conv, head
     ops = collections.Counter(tflite_inspect.op_names(conversion.convert(model)))
     assert ops["HARD_SWISH"] == hswish
@@ -38,7 +40,7 @@ def test_float_graph_has_one_hard_swish_per_h_swish(name, hswish):
 @pytest.mark.parametrize("name, alpha, resolution, preprocessing", [
     ("small", 0.75, 96, False), ("large", 0.5, 64, True)])
 def test_float32_logits_match_keras(random_images, name, alpha, resolution, preprocessing):
-    model = calibrated_model(ModelConfig(
+    model = calibrated_model(ModelConfig.from_flat(
         name=name, alpha=alpha, input_shape=(resolution, resolution, 3), classes=10,
         classifier_activation=None, include_preprocessing=preprocessing))
     low, high = (0, 255) if preprocessing else (-1, 1)
@@ -52,16 +54,16 @@ def test_float32_logits_match_keras(random_images, name, alpha, resolution, prep
 
 
 def test_bad_conversion_requests():
-    model = build_model(ModelConfig(name="small", alpha=0.35, input_shape=(None, None, 3)))
+    model = build_model(ModelConfig.from_flat(name="small", alpha=0.35, input_shape=(None, None, 3)))
     with pytest.raises(ValueError, match="fixed input resolution"):
         conversion.convert(model)
-    fixed = build_model(ModelConfig(name="small", alpha=0.35, input_shape=(32, 32, 3)))
+    fixed = build_model(ModelConfig.from_flat(name="small", alpha=0.35, input_shape=(32, 32, 3)))
     with pytest.raises(ValueError, match="format"):
         conversion.convert(fixed, "int4")
 
 
 def test_float16_dynamic_and_post_training_int8(random_images):
-    model = calibrated_model(ModelConfig(name="small", alpha=0.5, input_shape=(48, 48, 3),
+    model = calibrated_model(ModelConfig.from_flat(name="small", alpha=0.5, input_shape=(48, 48, 3),
                                          classes=10, classifier_activation=None,
                                          include_preprocessing=False))
     x = random_images(8, (48, 48, 3))

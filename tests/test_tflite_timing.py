@@ -3,14 +3,15 @@ import os
 import numpy as np
 import pytest
 
-from benchmark import tflite_timing
-from mobilenet_v3 import ModelConfig, build_model, conversion
+from mobilenet_v3.bench import timing as tflite_timing
+from mobilenet_v3 import ModelConfig, build_model
+from mobilenet_v3.export import convert as conversion
 
 
 @pytest.fixture(scope="module")
 def tiny_models():
     def tflite(alpha):
-        return conversion.convert(build_model(ModelConfig(
+        return conversion.convert(build_model(ModelConfig.from_flat(
             name="small", alpha=alpha, input_shape=(64, 64, 3), classes=10,
             include_preprocessing=False)))
     return {"narrow": tflite(0.35), "wide": tflite(1.0)}

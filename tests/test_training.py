@@ -1,7 +1,6 @@
 """The training library in-process: the demo learns, the EMA is what gets evaluated and saved,
 the learning rate follows the paper, and bad settings are refused."""
 
-import dataclasses
 import json
 import os
 
@@ -10,28 +9,19 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from mobilenet_v3 import optimizer as optimizer_lib
+from mobilenet_v3.training import ema, optimizer as optimizer_lib
 from mobilenet_v3.data import pipeline
-from mobilenet_v3.model import ModelConfig
-from mobilenet_v3.schedule import ScheduleConfig
-from mobilenet_v3.trainer import TrainConfig, Trainer, ema_weights
+from mobilenet_v3 import ModelConfig
+from mobilenet_v3.training.schedule import ScheduleConfig
+from mobilenet_v3.training import Trainer
+from mobilenet_v3.training.ema import ema_weights
 
-
-def tiny_config(model_dir, **overrides) -> TrainConfig:
-    config = TrainConfig(
-        model_dir=str(model_dir),
-        model=ModelConfig(name="small", alpha=0.35, weight_decay=1e-5),
-        data=pipeline.DataConfig(image_size=32, synthetic_train_examples=2048,
-                                 synthetic_eval_examples=256, min_crop_area=0.25),
-        schedule=ScheduleConfig(base_learning_rate=0.8, warmup_epochs=1),
-        optimizer=optimizer_lib.OptimizerConfig(ema_momentum=0.99),
-        global_batch_size=32, epochs=4, log_every_steps=64, checkpoint_every_steps=128)
-    return dataclasses.replace(config, **overrides)
+from conftest import tiny_train_config
 
 
 @pytest.mark.slow
 def test_demo_trains_well_above_chance_and_saves_the_evaluated_model(tmp_path):
-    trainer = Trainer(tiny_config(tmp_path))
+    trainer = Trainer(tiny_train_config(tmp_path))
     result = trainer.run()
     assert result["step"] == 256 and result["ema"]
     assert result["top1"] > 0.5, result          # 10 classes: chance is 0.1
@@ -55,7 +45,7 @@ def test_demo_trains_well_above_chance_and_saves_the_evaluated_model(tmp_path):
 
 
 def test_evaluated_weights_are_the_ema_of_the_live_weights(tmp_path):
-    config = tiny_config(tmp_path, train_steps=6, epochs=1,
+    config = tiny_train_config(tmp_path, train_steps=6, epochs=1,
                          optimizer=optimizer_lib.OptimizerConfig(ema_momentum=0.5))
     trainer = Trainer(config)
     variables = trainer.model.trainable_variables
@@ -64,7 +54,7 @@ def test_evaluated_weights_are_the_ema_of_the_live_weights(tmp_path):
         trainer.train(max_steps=1)
         decay = min(0.5, (1 + t) / (10 + t))            # Slim's warm-up of the decay
         expected = [decay * e + (1 - decay) * v.numpy() for e, v in zip(expected, variables)]
-    averages = optimizer_lib.ema_values(trainer.optimizer, variables)
+    averages = ema.ema_values(trainer.optimizer, variables)
     for e, a in zip(expected, averages):
         np.testing.assert_allclose(a.numpy(), e, rtol=1e-5, atol=1e-6)
     live = [v.numpy() for v in variables]
@@ -82,7 +72,7 @@ def test_evaluated_weights_are_the_ema_of_the_live_weights(tmp_path):
 
 
 def test_learning_rate_is_the_papers_at_chosen_steps(tmp_path):
-    config = tiny_config(tmp_path, global_batch_size=32,
+    config = tiny_train_config(tmp_path, global_batch_size=32,
                          schedule=ScheduleConfig(),              # the paper's defaults
                          data=pipeline.DataConfig(image_size=32, synthetic_train_examples=320))
     trainer = Trainer(config)                                    # 10 steps per epoch
@@ -95,7 +85,7 @@ def test_learning_rate_is_the_papers_at_chosen_steps(tmp_path):
     assert float(lr(90)) == pytest.approx(peak * 0.99 ** 3, rel=1e-6)
     opt = optimizer_lib.inner_optimizer(trainer.optimizer)
     assert (opt.rho, opt.momentum, opt.epsilon) == (0.9, 0.9, 0.002)
-    assert trainer.loss_fn.get_config()["label_smoothing"] == 0.1
+    assert trainer.task.loss_fn.get_config()["label_smoothing"] == 0.1
 
 
 def test_rmsprop_puts_epsilon_inside_the_square_root():
@@ -113,13 +103,13 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
                                ({"precision": "int4"}, "unknown precision"),
                                ({"label_smoothing": 1.5}, "label_smoothing")):
         with pytest.raises(ValueError, match=message):
-            Trainer(tiny_config(tmp_path / "run", **overrides))
+            Trainer(tiny_train_config(tmp_path / "run", **overrides))
     assert not (tmp_path / "run").exists()
 
 
 def test_a_model_dir_of_another_model_is_not_resumed(tmp_path):
-    Trainer(tiny_config(tmp_path, train_steps=1, epochs=1)).run()
-    other = tiny_config(tmp_path, train_steps=2, model=ModelConfig(name="small", alpha=0.5))
+    Trainer(tiny_train_config(tmp_path, train_steps=1, epochs=1)).run()
+    other = tiny_train_config(tmp_path, train_steps=2, model=ModelConfig.from_flat(name="small", alpha=0.5))
     with pytest.raises(ValueError, match="different model"):
         Trainer(other).run()
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["checkpoint", "ckpt-1.data-00000-of-00001",
@@ -128,7 +118,7 @@ def test_a_model_dir_of_another_model_is_not_resumed(tmp_path):
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains_with_float32_variables(tmp_path, policy):
-    trainer = Trainer(tiny_config(tmp_path, precision=policy, train_steps=3, epochs=1))
+    trainer = Trainer(tiny_train_config(tmp_path, precision=policy, train_steps=3, epochs=1))
     # Loss scaling is for float16 only (bfloat16 has float32's exponent range).
     assert isinstance(trainer.optimizer, tf_keras.mixed_precision.LossScaleOptimizer) == \
         (policy == "mixed_float16")
@@ -140,11 +130,11 @@ def test_mixed_precision_trains_with_float32_variables(tmp_path, policy):
     after = [v.numpy() for v in trainer.model.trainable_variables]
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
     assert all(np.isfinite(a).all() for a in after)
-    assert optimizer_lib.ema_values(trainer.optimizer, trainer.model.trainable_variables)
+    assert ema.ema_values(trainer.optimizer, trainer.model.trainable_variables)
 
 
 def test_strategy_errors_are_clear(monkeypatch):
-    from mobilenet_v3 import distribution
+    from mobilenet_v3.training import distribution
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="needs TF_CONFIG"):
         distribution.make_strategy("multi_worker")

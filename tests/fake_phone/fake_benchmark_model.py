@@ -81,7 +81,7 @@ def main(argv):
 
 def print_op_profile(graph, threads):
     """The tool's 'Summary by node type' table, from real per-op timings on the host."""
-    from benchmark import op_profile
+    from mobilenet_v3.bench import op_profile
     with open(graph, "rb") as f:
         times = op_profile.op_type_times(f.read(), threads, runs=5)
     total = sum(v["ms"] for k, v in times.items() if k != "_total")
