@@ -3,9 +3,10 @@
 State lives in $FAKE_PHONE_DIR: devices.json (serial, state, props, per-CPU max frequency,
 optional disconnect_after_runs, after which the phone is gone: unlisted, every call fails) and
 one folder per serial that is the phone's filesystem (/sys/devices/system/cpu/..., whose
-cpu*/cpufreq folders are the phone's CPU layout, and /data/local/tmp). `shell` runs the command with the host's sh,
-device paths mapped into that folder and the phone's own `getprop`/`taskset` first on PATH, so
-whatever the code under test pushes (e.g. a benchmark_model) really runs. Every call is logged
+cpu*/cpufreq folders are the phone's CPU layout, and /data/local/tmp). `shell` runs the
+command with the host's sh, device paths mapped into that folder and the phone's own
+`getprop`/`taskset` first on PATH, so whatever the code under test pushes (e.g. a
+benchmark_model) really runs. Every call is logged
 to adb.log as a JSON line. $FAKE_ADB_SIGINT_ON_RUN=N: on the N-th benchmark run, Ctrl-C, i.e.
 SIGINT to adb's whole process group (the caller included), as a terminal would send it.
 """
