@@ -1,12 +1,14 @@
 """Benchmark .tflite files on a phone: push the tool and models, run pinned, parse, tabulate.
 
 The run follows paper 6.1.2: `taskset <large-core mask> benchmark_model --graph=...
---num_threads=1`, batch 1, each model in turn with a cool-down between them. Results measured
-before a failure are written out before the error is raised, and the error names the model.
+--num_threads=1`, batch 1, each model in turn with a cool-down between them. Each run writes
+to its own timestamped folder under --output_dir (`latest` points at the newest), after every
+model and again after a failure or Ctrl-C, so nothing measured is lost; errors name the model.
 """
 
 import csv
 import dataclasses
+import io
 import json
 import os
 import posixpath
@@ -17,7 +19,8 @@ import urllib.request
 from typing import Callable, Dict, List, Optional, Sequence
 
 from android_bench import output_format
-from android_bench.device import Adb, DeviceError, Phone, list_devices, pick_device, taskset_mask
+from android_bench.device import (Adb, DeviceError, Phone, ShellResult, list_devices,
+                                  pick_device, taskset_mask)
 
 # The official nightly prebuilt of the TFLite benchmark tool for 64-bit ARM Android
 # (tensorflow.org/lite/performance/measurement).
@@ -46,20 +49,38 @@ class BenchConfig:
     cleanup: bool = True
 
     def validate(self):
+        """Every input problem, before anything touches the phone."""
         if not self.models:
-            raise ValueError("no models to benchmark")
+            raise ValueError("no models to benchmark: pass --models=a.tflite,b.tflite (or the "
+                             "paths as arguments)")
         missing = [m for m in self.models if not os.path.isfile(m)]
         if missing:
             raise FileNotFoundError(f"model file(s) not found: {missing}")
+        not_tflite = [m for m in self.models if not is_tflite(m)]
+        if not_tflite:
+            raise ValueError(f"not TFLite model(s) (no 'TFL3' file identifier at bytes 4-8): "
+                             f"{not_tflite}")
         names = [os.path.basename(m) for m in self.models]
         if len(set(names)) != len(names):
             raise ValueError(f"model file names must be distinct on the phone: {names}")
         if self.delegate not in DELEGATES:
-            raise ValueError(f"delegate must be one of {DELEGATES}, got {self.delegate!r}")
-        if self.num_threads < 1 or self.num_runs < 1 or self.warmup_runs < 0 \
-                or self.repeats < 1 or self.cooldown_seconds < 0:
-            raise ValueError("num_threads, num_runs and repeats must be >= 1; warmup_runs and "
-                             "cooldown_seconds >= 0")
+            raise ValueError(f"--delegate must be one of {DELEGATES}, got {self.delegate!r}")
+        for flag, value, low in (("num_threads", self.num_threads, 1),
+                                 ("num_runs", self.num_runs, 1),
+                                 ("repeats", self.repeats, 1),
+                                 ("warmup_runs", self.warmup_runs, 0),
+                                 ("cooldown_seconds", self.cooldown_seconds, 0)):
+            if value < low:
+                raise ValueError(f"--{flag}={value:g}: must be >= {low}")
+        if self.cores is not None and (not self.cores or any(c < 0 for c in self.cores)):
+            raise ValueError(f"--cores={','.join(map(str, self.cores))}: need one or more CPU "
+                             "numbers >= 0, e.g. --cores=4,5,6,7")
+
+
+def is_tflite(path: str) -> bool:
+    """A TFLite flatbuffer carries the file identifier 'TFL3' at bytes 4-8."""
+    with open(path, "rb") as f:
+        return f.read(8)[4:8] == b"TFL3"
 
 
 class BenchmarkFailed(RuntimeError):
@@ -68,6 +89,10 @@ class BenchmarkFailed(RuntimeError):
     def __init__(self, message: str, partial: List[Dict]):
         super().__init__(message)
         self.partial = partial
+
+
+class Interrupted(BenchmarkFailed):
+    """Ctrl-C during the run; the results so far were written and the phone cleaned."""
 
 
 def resolve_binary(config: BenchConfig, cache_dir: str) -> str:
@@ -122,73 +147,162 @@ def connect(config: BenchConfig) -> Phone:
     return Phone(adb.for_serial(serial))
 
 
+def describe(phone: Phone, config: BenchConfig) -> Dict:
+    """The phone's facts and the cores to pin to, checked against the CPUs it has."""
+    info = phone.info()
+    phone.require_supported_abi(info["abi"])
+    freqs = phone.max_frequencies()
+    cpus = sorted(freqs)
+    if config.cores:
+        unknown = sorted(set(config.cores) - set(cpus))
+        if unknown:
+            raise ValueError(f"--cores={','.join(map(str, config.cores))}: device "
+                             f"{phone.serial} has no CPU {unknown}; its CPUs are {cpus}")
+    cores = sorted(set(config.cores)) if config.cores else phone.large_cores(freqs)
+    info.update(cpus=cpus, cores=cores, mask=taskset_mask(cores))
+    return info
+
+
 def run(config: BenchConfig, log: Callable[[str], None] = print,
         sleep: Callable[[float], None] = time.sleep) -> Dict:
-    """Benchmarks every model; writes results.{json,csv,md} (also after a failure)."""
+    """Benchmarks every model into a new run folder under output_dir (see new_run_dir).
+
+    results.{json,csv,md} are rewritten after every model and once more at the end, also
+    after a failure or Ctrl-C; earlier runs' folders are never touched."""
     config.validate()
     os.makedirs(config.output_dir, exist_ok=True)
     local_binary = resolve_binary(config, os.path.join(config.output_dir, ".cache"))
     phone = connect(config)
-    info = phone.info()
-    phone.require_supported_abi(info["abi"])
-    cores = list(config.cores) if config.cores else phone.large_cores()
-    mask = taskset_mask(cores)
-    info.update(cores=cores, mask=mask)
+    info = describe(phone, config)
     log(f"{info['manufacturer']} {info['model']} ({info['serial']}), Android {info['android']},"
-        f" {info['abi']}; pinned to cores {cores} (mask {mask})")
-    remote_binary = posixpath.join(config.remote_dir, "benchmark_model")
+        f" {info['abi']}; pinned to cores {info['cores']} (mask {info['mask']})")
+    run_dir = new_run_dir(config.output_dir)
+    info["run_dir"] = run_dir
     results: List[Dict] = []
-    current = None
+    status = "failed: unexpected error"
     try:
-        phone.adb.shell(f"mkdir -p {shlex.quote(config.remote_dir)}")
-        phone.adb.push(local_binary, remote_binary)
-        phone.adb.shell(f"chmod 755 {shlex.quote(remote_binary)}")
-        for path in config.models:
-            current = path
-            phone.adb.push(path, posixpath.join(config.remote_dir, os.path.basename(path)))
-        for repeat in range(config.repeats):
-            for i, path in enumerate(config.models):
-                current = path
-                if results:
-                    sleep(config.cooldown_seconds)
-                graph = posixpath.join(config.remote_dir, os.path.basename(path))
-                command = benchmark_command(config, remote_binary, graph, mask)
-                output = phone.adb.shell(command)
-                try:
-                    parsed = output_format.parse(output)
-                except output_format.BenchmarkOutputError as e:
-                    raw = _save_raw(config.output_dir, path, output)
-                    raise BenchmarkFailed(f"{os.path.basename(path)}: {e}\n(raw output saved to "
-                                          f"{raw})", results) from None
-                row = dict(model=os.path.basename(path), path=path, repeat=repeat,
-                           size_bytes=os.path.getsize(path), command=command,
-                           **dataclasses.asdict(parsed))
-                if config.op_profiling:
-                    row["op_profile"] = output_format.parse_op_profile(output)
-                results.append(row)
-                log(f"{row['model']}: avg {parsed.avg_us / 1000:.2f} ms, min "
-                    f"{parsed.min_us / 1000:.2f} ms over {parsed.count} runs")
-    except DeviceError as e:
-        raise BenchmarkFailed(f"while benchmarking {os.path.basename(current or '-')}: {e}; "
-                              f"{len(results)} result(s) measured before it were kept",
-                              results) from None
+        _push_all(phone, config, local_binary)
+        _measure_all(phone, config, info, results, log, sleep)
+        status = "complete"
+    except (DeviceError, BenchmarkFailed) as e:
+        status = f"failed: {e}"
+        raise BenchmarkFailed(f"{e}\n{len(results)} result(s) measured before it were kept in "
+                              f"{run_dir}", results) from None
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise Interrupted(f"interrupted: {len(results)} result(s) measured before it were kept"
+                          f" in {run_dir}", results) from None
     finally:
-        write_results(config.output_dir, info, config, results)
+        write_results(run_dir, info, config, results, status)
+        point_latest(config.output_dir, run_dir)
         if config.cleanup:
             try:
                 phone.adb.shell(f"rm -rf {shlex.quote(config.remote_dir)}")
             except DeviceError:
                 log(f"could not remove {config.remote_dir} from the phone (disconnected?)")
-    return {"device": info, "results": results}
+    log(f"results in {run_dir} (also {os.path.join(config.output_dir, 'latest')})")
+    return {"device": info, "results": results, "run_dir": run_dir}
 
 
-def _save_raw(output_dir: str, model: str, output: str) -> str:
-    folder = os.path.join(output_dir, "raw")
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, os.path.basename(model) + ".txt")
-    with open(path, "w") as f:
-        f.write(output)
+def _push_all(phone: Phone, config: BenchConfig, local_binary: str):
+    remote_binary = posixpath.join(config.remote_dir, "benchmark_model")
+    phone.adb.shell(f"mkdir -p {shlex.quote(config.remote_dir)}")
+    phone.adb.push(local_binary, remote_binary)
+    phone.adb.shell(f"chmod 755 {shlex.quote(remote_binary)}")
+    for path in config.models:
+        try:
+            phone.adb.push(path, posixpath.join(config.remote_dir, os.path.basename(path)))
+        except DeviceError as e:
+            raise DeviceError(f"while pushing {os.path.basename(path)}: {e}") from None
+
+
+def _measure_all(phone: Phone, config: BenchConfig, info: Dict, results: List[Dict],
+                 log: Callable[[str], None], sleep: Callable[[float], None]):
+    """Each model in turn, `repeats` times, appending a row to `results` after each."""
+    remote_binary = posixpath.join(config.remote_dir, "benchmark_model")
+    for repeat in range(config.repeats):
+        for path in config.models:
+            if results:
+                sleep(config.cooldown_seconds)
+            graph = posixpath.join(config.remote_dir, os.path.basename(path))
+            command = benchmark_command(config, remote_binary, graph, info["mask"])
+            try:
+                row = _measure(phone, config, info["run_dir"], path, repeat, command)
+            except DeviceError as e:
+                raise DeviceError(f"while benchmarking {os.path.basename(path)}: {e}") from None
+            results.append(row)
+            write_results(info["run_dir"], info, config, results, "running")
+            log(f"{row['model']}: avg {row['avg_us'] / 1000:.2f} ms, min "
+                f"{row['min_us'] / 1000:.2f} ms over {row['count']} runs")
+
+
+def _measure(phone: Phone, config: BenchConfig, run_dir: str, path: str, repeat: int,
+             command: str) -> Dict:
+    """One run of the tool: its output saved under raw/, a result row or BenchmarkFailed."""
+    name = os.path.basename(path)
+    result = phone.adb.shell_status(command)
+    raw = _save_raw(run_dir, name, repeat, result)
+    if result.status != 0:
+        printed = output_format.quote(result.stdout + "\n" + result.stderr)
+        raise BenchmarkFailed(f"{name}: benchmark_model exited with status {result.status} "
+                              f"(the tool failed, not adb); it printed:\n{printed}\n"
+                              f"(full output in {raw})", [])
+    try:
+        parsed = output_format.parse(result.stdout)
+    except output_format.BenchmarkOutputError as e:
+        raise BenchmarkFailed(f"{name}: {e}\n(full output in {raw})", []) from None
+    row = dict(model=name, path=path, repeat=repeat, size_bytes=os.path.getsize(path),
+               command=command, **dataclasses.asdict(parsed))
+    if config.op_profiling:
+        row["op_profile"] = output_format.parse_op_profile(result.stdout)
+    return row
+
+
+def _save_raw(run_dir: str, model: str, repeat: int, result: ShellResult) -> str:
+    """The tool's stdout, and its stderr when it printed any, as raw/<model>.r<repeat>.txt."""
+    text = result.stdout
+    if result.stderr.strip():
+        text += f"\n---- stderr ----\n{result.stderr}"
+    text += f"\n---- exit status {result.status} ----\n"
+    path = os.path.join(run_dir, "raw", f"{model}.r{repeat}.txt")
+    _write_atomic(path, text)
     return path
+
+
+def new_run_dir(output_dir: str) -> str:
+    """A fresh output_dir/<YYYYmmdd-HHMMSS>[-N] folder: each run writes only its own."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 1000):
+        path = os.path.join(output_dir, stamp if n == 1 else f"{stamp}-{n}")
+        try:
+            os.mkdir(path)
+            return path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not make a new run folder under {output_dir}")
+
+
+def point_latest(output_dir: str, run_dir: str):
+    """output_dir/latest -> the newest run folder, swapped atomically."""
+    link = os.path.join(output_dir, "latest")
+    tmp = link + f".tmp{os.getpid()}"
+    if os.path.lexists(tmp):
+        os.remove(tmp)
+    os.symlink(os.path.basename(run_dir), tmp)
+    os.replace(tmp, link)
+
+
+def _write_atomic(path: str, text: str):
+    """Write to a temporary file beside `path`, then rename over it."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.remove(tmp)
+        raise
 
 
 # ---- tables ------------------------------------------------------------------------------
@@ -252,24 +366,28 @@ def markdown_table(info: Dict, table: List[Dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(output_dir: str, info: Dict, config: BenchConfig, results: List[Dict]):
+def write_results(run_dir: str, info: Dict, config: BenchConfig, results: List[Dict],
+                  status: str = "complete"):
+    """results.json (everything), results.csv (one row per run), results.md (the table)."""
     table = summarize(results)
-    with open(os.path.join(output_dir, "results.json"), "w") as f:
-        json.dump({"device": info, "settings": {
-            k: v for k, v in dataclasses.asdict(config).items() if k != "models"},
-            "runs": results, "table": table}, f, indent=2, default=str)
+    _write_atomic(os.path.join(run_dir, "results.json"), json.dumps({
+        "status": status, "device": info, "settings": dataclasses.asdict(config),
+        "runs": results, "table": table}, indent=2, default=str))
     fields = ["model", "repeat", "size_bytes", "count", "avg_us", "min_us", "max_us", "std_us",
               "p5_us", "median_us", "p95_us", "init_us", "first_inference_us",
               "memory_overall_mb"]
-    with open(os.path.join(output_dir, "results.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(results)
-    with open(os.path.join(output_dir, "results.md"), "w") as f:
-        f.write(markdown_table(info, table))
-        for r in results:
-            if r.get("op_profile"):
-                f.write(f"\n{r['model']} (repeat {r['repeat']}): time by op type\n\n"
-                        "| op type | count | avg ms | % |\n|---|---|---|---|\n")
-                f.writelines(f"| {o['node_type']} | {o['count']} | {o['avg_ms']:.3f} | "
-                             f"{o['avg_pct']:.1f} |\n" for o in r["op_profile"])
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(results)
+    _write_atomic(os.path.join(run_dir, "results.csv"), out.getvalue())
+    md = [markdown_table(info, table)]
+    if status != "complete":
+        md.append(f"\nRun status: {status}\n")
+    for r in results:
+        if r.get("op_profile"):
+            md.append(f"\n{r['model']} (repeat {r['repeat']}): time by op type\n\n"
+                      "| op type | count | avg ms | % |\n|---|---|---|---|\n")
+            md.extend(f"| {o['node_type']} | {o['count']} | {o['avg_ms']:.3f} | "
+                      f"{o['avg_pct']:.1f} |\n" for o in r["op_profile"])
+    _write_atomic(os.path.join(run_dir, "results.md"), "".join(md))

@@ -25,6 +25,18 @@ class DeviceEntry:
     details: Dict[str, str]
 
 
+@dataclasses.dataclass
+class ShellResult:
+    status: int                     # the command's own exit status on the phone
+    stdout: str
+    stderr: str
+
+
+# Echoed after every shell command: only a shell that ran the command can print it, so its
+# presence tells the command's own exit status apart from adb's (transport) failures.
+_STATUS_MARK = "__android_bench_status="
+
+
 class Adb:
     """Runs adb (the one on PATH unless `path` says otherwise) for one serial or none."""
 
@@ -34,10 +46,10 @@ class Adb:
     def for_serial(self, serial: str) -> "Adb":
         return Adb(self.path, serial, self.timeout)
 
-    def run(self, *args: str, timeout: Optional[float] = None) -> str:
+    def _call(self, args: Sequence[str], timeout: Optional[float]) -> subprocess.CompletedProcess:
         command = [self.path] + (["-s", self.serial] if self.serial else []) + list(args)
         try:
-            proc = subprocess.run(command, capture_output=True, text=True,
+            return subprocess.run(command, capture_output=True, text=True,
                                   timeout=timeout or self.timeout)
         except FileNotFoundError:
             raise DeviceError(f"adb not found ({self.path!r}): install Android platform-tools "
@@ -45,30 +57,60 @@ class Adb:
         except subprocess.TimeoutExpired:
             raise DeviceError(f"adb {' '.join(args)} timed out after "
                               f"{timeout or self.timeout:.0f} s") from None
+
+    def run(self, *args: str, timeout: Optional[float] = None) -> str:
+        proc = self._call(args, timeout)
         if proc.returncode != 0:
-            message = (proc.stderr.strip() or proc.stdout.strip() or
-                       f"exit code {proc.returncode}")
-            raise DeviceError(_explain(message, self.serial))
+            raise DeviceError(self._diagnose(args[0], proc))
         return proc.stdout
 
+    def shell_status(self, command: str, timeout: Optional[float] = None) -> ShellResult:
+        """Runs `command` on the phone; its exit status and output, whatever the status.
+
+        Raises DeviceError only when adb could not run it (the status marker is missing)."""
+        proc = self._call(["shell", f"{command}; echo {_STATUS_MARK}$?"], timeout)
+        match = re.search(rf"{_STATUS_MARK}(\d+)\s*$", proc.stdout)
+        if not match:
+            raise DeviceError(self._diagnose("shell", proc))
+        return ShellResult(int(match.group(1)), proc.stdout[:match.start()], proc.stderr)
+
     def shell(self, command: str, timeout: Optional[float] = None) -> str:
-        return self.run("shell", command, timeout=timeout)
+        """stdout of `command`; a DeviceError quoting its output when it exits non-zero."""
+        result = self.shell_status(command, timeout)
+        if result.status != 0:
+            said = (result.stderr.strip() or result.stdout.strip())[-500:]
+            raise DeviceError(f"on device {self.serial}, {command!r} exited with status "
+                              f"{result.status}: {said or '(no output)'}")
+        return result.stdout
 
     def push(self, local: str, remote: str):
         self.run("push", local, remote)
 
+    def _diagnose(self, what: str, proc: subprocess.CompletedProcess) -> str:
+        """Why adb failed, from the device's state now, not from keywords in the message."""
+        said = proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}"
+        if self.serial is None:
+            return f"adb {what} failed: {said}"
+        try:
+            entries = list_devices(Adb(self.path, None, 60))
+        except DeviceError:
+            return f"adb {what} failed on device {self.serial} and adb devices failed too: {said}"
+        state = next((e.state for e in entries if e.serial == self.serial), None)
+        if state is None:
+            return f"device {self.serial} is not connected (any more) (adb said: {said})"
+        if state != "device":
+            return f"{_state_advice(self.serial, state)} (adb said: {said})"
+        return f"adb {what} failed on device {self.serial}: {said}"
 
-def _explain(message: str, serial: Optional[str]) -> str:
-    lower = message.lower()
-    who = f"device {serial}" if serial else "the device"
-    if "unauthorized" in lower:
-        return (f"{who} is unauthorized: unlock the phone and accept the 'Allow USB debugging' "
-                f"prompt (adb said: {message})")
-    if "offline" in lower:
-        return f"{who} is offline: reconnect the cable or run 'adb reconnect' ({message})"
-    if "not found" in lower or "no devices" in lower:
-        return f"{who} is not connected (adb said: {message})"
-    return f"adb failed on {who}: {message}"
+
+def _state_advice(serial: str, state: str) -> str:
+    """What to do about a device listed in a state other than 'device'."""
+    if state == "unauthorized":
+        return (f"device {serial} is unauthorized: unlock the phone and accept the 'Allow USB "
+                "debugging' prompt")
+    if state == "offline":
+        return f"device {serial} is offline: reconnect the cable or run 'adb reconnect'"
+    return f"device {serial} is in state {state!r}, not 'device'"
 
 
 def list_devices(adb: Adb) -> List[DeviceEntry]:
@@ -104,7 +146,7 @@ def pick_device(entries: Sequence[DeviceEntry], serial: Optional[str] = None) ->
                               + ", ".join(e.serial for e in entries))
         entry = matches[0]
     if entry.state != "device":
-        raise DeviceError(_explain(f"device state is '{entry.state}'", entry.serial))
+        raise DeviceError(_state_advice(entry.serial, entry.state))
     return entry.serial
 
 
@@ -145,9 +187,9 @@ class Phone:
                               f"{CPU_FREQ_GLOB} (got {output.strip()[:200]!r})")
         return freqs
 
-    def large_cores(self) -> List[int]:
+    def large_cores(self, freqs: Optional[Dict[int, int]] = None) -> List[int]:
         """The cores with the highest max frequency (the 'large' cluster)."""
-        freqs = self.max_frequencies()
+        freqs = freqs or self.max_frequencies()
         top = max(freqs.values())
         return sorted(cpu for cpu, f in freqs.items() if f == top)
 

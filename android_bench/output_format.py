@@ -44,7 +44,7 @@ class BenchmarkResult:
     memory_overall_mb: Optional[float] = None
 
 
-def _quote(output: str, lines: int = 15) -> str:
+def quote(output: str, lines: int = 15) -> str:
     tail = output.strip().splitlines()[-lines:]
     return "\n".join("    " + line for line in tail) if tail else "    (no output)"
 
@@ -59,7 +59,7 @@ def parse(output: str) -> BenchmarkResult:
     if not stats:
         raise BenchmarkOutputError(
             "could not find a 'count=... avg=...' line in the benchmark output; it ended "
-            "with:\n" + _quote(output))
+            "with:\n" + quote(output))
     last = stats[-1]
     fields = {k: float(v) for k, v in _FIELD.findall(last.group(2))}
     missing = [k for k in ("min", "max", "avg", "std") if k not in fields]

@@ -5,6 +5,7 @@ runs the pushed .tflite with LiteRT. The orchestration and parsing under test ar
 
 import json
 import os
+import subprocess
 import sys
 
 import pytest
@@ -18,6 +19,10 @@ PIXEL_PROPS = {"ro.product.model": "Pixel 2", "ro.product.manufacturer": "Google
                "ro.product.device": "walleye", "ro.product.cpu.abi": "arm64-v8a",
                "ro.build.version.release": "11", "ro.build.version.sdk": "30"}
 PIXEL_FREQS = [1900800] * 4 + [2457600] * 4     # cpu0-3 little, cpu4-7 large
+PIXEL7_PROPS = dict(PIXEL_PROPS, **{"ro.product.model": "Pixel 7", "ro.product.device": "panther",
+                                    "ro.build.version.release": "14"})
+PIXEL7_FREQS = [1803000] * 4 + [2348000] * 2 + [2850000] * 2   # big cores: cpu6-7 only
+ROOT = os.path.dirname(HERE)
 
 # Verbatim lines from PAPER.md (the older tool format).
 PAPER_LINES = """count=50 first=207897 curr=225553 min=206675 max=231957 avg=220000 std=6795
@@ -133,7 +138,7 @@ def test_runs_pinned_to_the_large_cores_and_tabulates(tmp_path, monkeypatch, mod
     results = outcome["results"]
     assert [r["count"] for r in results] == [7, 7]
     assert all(0 < r["min_us"] <= r["median_us"] <= r["max_us"] for r in results)
-    out = tmp_path / "out"
+    out = tmp_path / "out" / "latest"
     table = (out / "results.md").read_text()
     assert "| V3-Small 0.35 @32 | float32 | 50.0 |" in table and "Pixel 2 avg ms" in table
     assert "v3_large.tflite" in table
@@ -182,9 +187,9 @@ def test_disconnect_mid_run_keeps_earlier_results_and_names_the_model(tmp_path, 
     with pytest.raises(bench.BenchmarkFailed, match="v3_large.tflite") as info:
         bench.run(_config(tmp_path, models, tool), log=lambda _: None)
     assert "not connected" in str(info.value) and "1 result(s)" in str(info.value)
-    saved = json.loads((tmp_path / "out" / "results.json").read_text())
+    saved = json.loads((tmp_path / "out" / "latest" / "results.json").read_text())
     assert [r["model"] for r in saved["runs"]] == ["v3_small.tflite"]
-    assert "| V3-Small 0.35 @32 |" in (tmp_path / "out" / "results.md").read_text()
+    assert "| V3-Small 0.35 @32 |" in (tmp_path / "out" / "latest" / "results.md").read_text()
 
 
 def test_unparseable_output_is_saved_and_quoted(tmp_path, monkeypatch, models):
@@ -192,7 +197,7 @@ def test_unparseable_output_is_saved_and_quoted(tmp_path, monkeypatch, models):
     monkeypatch.setenv("FAKE_BENCHMARK_FORMAT", "garbage")
     with pytest.raises(bench.BenchmarkFailed, match="Segmentation fault") as info:
         bench.run(_config(tmp_path, models, tool), log=lambda _: None)
-    raw = tmp_path / "out" / "raw" / "v3_small.tflite.txt"
+    raw = (tmp_path / "out" / "latest").resolve() / "raw" / "v3_small.tflite.r0.txt"
     assert raw.exists() and "no timings here" in raw.read_text() and str(raw) in str(info.value)
 
 
@@ -268,4 +273,143 @@ def test_op_profiling_on_the_phone(tmp_path, monkeypatch, models):
     types = {o["node_type"]: o["count"] for o in row["op_profile"]}
     assert types["CONV_2D"] == 43 and types["HARD_SWISH"] == 19
     assert "ModifyGraphWithDelegate" not in types      # the init profile is not taken
-    assert "| CONV_2D | 43 |" in (tmp_path / "out" / "results.md").read_text()
+    assert "| CONV_2D | 43 |" in (tmp_path / "out" / "latest" / "results.md").read_text()
+
+
+# ---- hardening items 9-13, through the command line ---------------------------------------
+
+def _cli(*args, env=None, **kw):
+    """python -m android_bench.run with the test's PATH (fake adb) and fast settings."""
+    return subprocess.run([sys.executable, "-m", "android_bench.run", "--num_runs=5",
+                           "--warmup_runs=1", "--cooldown_seconds=0", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, **(env or {})), **kw)
+
+
+def _runs(out):
+    """The run folders under an output dir, oldest first."""
+    return sorted(p for p in out.iterdir() if p.is_dir() and not p.is_symlink()
+                  and not p.name.startswith("."))
+
+
+def test_failed_rerun_keeps_the_earlier_results(tmp_path, monkeypatch, models):
+    _, tool = make_phone(tmp_path, monkeypatch)
+    out = tmp_path / "res"
+    first = _cli(f"--models={','.join(models)}", f"--benchmark_binary={tool}",
+                 f"--output_dir={out}")
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = _cli(f"--models={','.join(models)}", f"--benchmark_binary={tool}",
+                  f"--output_dir={out}", env={"FAKE_BENCHMARK_FAIL": "Aborted",
+                                              "FAKE_BENCHMARK_FAIL_AT": "start"})
+    assert second.returncode == 1 and "Traceback" not in second.stderr
+    old, new = _runs(out)
+    assert len((old / "results.csv").read_text().splitlines()) == 3
+    assert json.loads((old / "results.json").read_text())["status"] == "complete"
+    assert sorted(os.listdir(old / "raw")) == ["v3_large.tflite.r0.txt", "v3_small.tflite.r0.txt"]
+    failed = json.loads((new / "results.json").read_text())
+    assert failed["status"].startswith("failed") and failed["runs"] == []
+    assert os.listdir(new / "raw") == ["v3_small.tflite.r0.txt"]
+    assert "Aborted" in (new / "raw" / "v3_small.tflite.r0.txt").read_text()
+    assert (out / "latest").resolve() == new and str(new) in second.stderr
+
+
+LINKER_ERROR = ('CANNOT LINK EXECUTABLE "/data/local/tmp/benchmark_model": library '
+                '"libnativewindow.so" not found: needed by main executable')
+
+
+def test_tool_failures_are_not_taken_for_device_problems(tmp_path, monkeypatch, models):
+    _, tool = make_phone(tmp_path, monkeypatch)
+    monkeypatch.setenv("FAKE_BENCHMARK_FAIL", LINKER_ERROR)
+    monkeypatch.setenv("FAKE_BENCHMARK_FAIL_AT", "start")
+    with pytest.raises(bench.BenchmarkFailed) as info:
+        bench.run(_config(tmp_path, models[:1], tool), log=lambda _: None)
+    message = str(info.value)
+    assert "exited with status 1" in message and LINKER_ERROR in message
+    assert "not connected" not in message
+    monkeypatch.setenv("FAKE_BENCHMARK_FAIL", "ERROR: the NNAPI accelerator is offline")
+    monkeypatch.setenv("FAKE_BENCHMARK_FAIL_AT", "load")
+    monkeypatch.setenv("FAKE_BENCHMARK_EXIT", "3")
+    monkeypatch.setenv("FAKE_BENCHMARK_ONLY", "v3_large.tflite")
+    with pytest.raises(bench.BenchmarkFailed) as info:
+        bench.run(_config(tmp_path, models, tool), log=lambda _: None)
+    message = str(info.value)
+    assert "exited with status 3" in message and "reconnect" not in message
+    assert "INFO: STARTING!" in message and "accelerator is offline" in message  # both streams
+    assert "1 result(s)" in message and len(info.value.partial) == 1
+    raw = (tmp_path / "out" / "latest" / "raw" / "v3_large.tflite.r0.txt").read_text()
+    assert "INFO: Graph:" in raw and "accelerator is offline" in raw and "status 3" in raw
+
+
+def test_cores_are_checked_against_the_phones_cpus(tmp_path, monkeypatch, models):
+    state, tool = make_phone(tmp_path, monkeypatch, [{
+        "serial": "P7", "state": "device", "props": PIXEL7_PROPS, "freqs": PIXEL7_FREQS}])
+    outcome = bench.run(_config(tmp_path, models[:1], tool), log=lambda _: None)
+    assert outcome["device"]["cores"] == [6, 7] and outcome["device"]["mask"] == "c0"
+    assert (state / "P7" / "taskset.log").read_text().startswith("c0 ")
+    (state / "adb.log").unlink()
+    for cores in ("8,9", "99"):
+        proc = _cli(f"--models={models[0]}", f"--benchmark_binary={tool}", f"--cores={cores}",
+                    f"--output_dir={tmp_path / 'cli'}")
+        assert proc.returncode == 1 and "Traceback" not in proc.stderr
+        assert f"--cores={cores}" in proc.stderr and "[0, 1, 2, 3, 4, 5, 6, 7]" in proc.stderr
+    assert not [c for c in _adb_calls(state) if "push" in c]
+    proc = _cli(f"--models={models[0]}", f"--benchmark_binary={tool}", "--cores=big")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "--cores=big" in proc.stderr
+
+
+def test_non_tflite_files_are_refused_before_touching_the_phone(tmp_path, monkeypatch, models):
+    state, tool = make_phone(tmp_path, monkeypatch)
+    notes = tmp_path / "notes.tflite"
+    notes.write_text("these are notes, not a model\n")
+    proc = _cli(f"--models={models[0]},{notes}", f"--benchmark_binary={tool}",
+                f"--output_dir={tmp_path / 'cli'}")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert str(notes) in proc.stderr and "TFL3" in proc.stderr and models[0] not in proc.stderr
+    assert not (state / "adb.log").exists()
+
+
+def test_messages_name_the_flag_and_what_was_kept(tmp_path, monkeypatch, models):
+    _, tool = make_phone(tmp_path, monkeypatch)
+    for args, expected in (([f"--models={models[0]}", "--num_runs=0"], "--num_runs=0"),
+                           ([f"--models={models[0]}", "--cooldown_seconds=-1"],
+                            "--cooldown_seconds=-1"),
+                           ([f"--benchmark_binary={tool}"], "--models")):
+        proc = _cli(*args)
+        assert proc.returncode == 1 and expected in proc.stderr, (args, proc.stderr)
+    proc = _cli(f"--models={','.join(models)}", f"--benchmark_binary={tool}",
+                f"--output_dir={tmp_path / 'out'}",
+                env={"FAKE_BENCHMARK_FORMAT": "garbage", "FAKE_BENCHMARK_ONLY": "v3_large.tflite"})
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "1 result(s) measured before it were kept" in proc.stderr
+    kept = json.loads((tmp_path / "out" / "latest" / "results.json").read_text())
+    assert [r["model"] for r in kept["runs"]] == ["v3_small.tflite"]
+
+
+def test_ctrl_c_exits_130_keeps_results_and_cleans_the_phone(tmp_path, monkeypatch, models):
+    state, tool = make_phone(tmp_path, monkeypatch)
+    # Ctrl-C during the second model: the fake adb sends SIGINT to its process group, which
+    # start_new_session makes the command line tool's own group (not pytest's).
+    proc = _cli(f"--models={','.join(models)}", f"--benchmark_binary={tool}",
+                f"--output_dir={tmp_path / 'out'}", env={"FAKE_ADB_SIGINT_ON_RUN": "2"},
+                start_new_session=True)
+    assert proc.returncode == 130, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr and "interrupted" in proc.stderr
+    kept = json.loads((tmp_path / "out" / "latest" / "results.json").read_text())
+    assert kept["status"] == "interrupted"
+    assert [r["model"] for r in kept["runs"]] == ["v3_small.tflite"]
+    assert os.listdir(state / "FA7AX1A00001" / "data" / "local" / "tmp") == []
+
+
+def test_names_with_commas_and_repeated_models(tmp_path, monkeypatch, models):
+    _, tool = make_phone(tmp_path, monkeypatch)
+    comma = tmp_path / "v3,small.tflite"
+    comma.write_bytes(open(models[0], "rb").read())
+    proc = _cli(f"--models={comma}", f"--models={models[1]}", f"--benchmark_binary={tool}",
+                f"--output_dir={tmp_path / 'out'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    kept = json.loads((tmp_path / "out" / "latest" / "results.json").read_text())
+    assert [r["model"] for r in kept["runs"]] == ["v3,small.tflite", "v3_large.tflite"]
+    missing = tmp_path / "x,y.tflite"                   # an argument is never split
+    proc = _cli(f"--benchmark_binary={tool}", str(missing))
+    assert proc.returncode == 1 and repr(str(missing)) in proc.stderr

@@ -1,16 +1,20 @@
 """A fake `adb` for tests: behaves like one or more attached phones.
 
 State lives in $FAKE_PHONE_DIR: devices.json (serial, state, props, per-CPU max frequency,
-optional disconnect_after_runs) and one folder per serial that is the phone's filesystem
-(/sys/devices/system/cpu/..., /data/local/tmp). `shell` runs the command with the host's sh,
-device paths mapped into that folder and the phone's own `getprop`/`taskset` first on PATH, so
-whatever the code under test pushes (e.g. a benchmark_model) really runs. Every call is logged
-to adb.log as a JSON line.
+optional disconnect_after_runs, after which the phone is gone: unlisted, every call fails) and
+one folder per serial that is the phone's filesystem (/sys/devices/system/cpu/..., whose
+cpu*/cpufreq folders are the phone's CPU layout, and /data/local/tmp). `shell` runs the
+command with the host's sh, device paths mapped into that folder and the phone's own
+`getprop`/`taskset` first on PATH, so whatever the code under test pushes (e.g. a
+benchmark_model) really runs. Every call is logged
+to adb.log as a JSON line. $FAKE_ADB_SIGINT_ON_RUN=N: on the N-th benchmark run, Ctrl-C, i.e.
+SIGINT to adb's whole process group (the caller included), as a terminal would send it.
 """
 
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 
@@ -29,6 +33,7 @@ def main(argv):
         devices = json.load(f)
     with open(os.path.join(state_dir, "adb.log"), "a") as log:
         log.write(json.dumps(argv) + "\n")
+    devices = [d for d in devices if not disconnected(state_dir, d)]
     serial = None
     if argv[:1] == ["-s"]:
         serial, argv = argv[1], argv[2:]
@@ -60,10 +65,6 @@ def main(argv):
         fail("adb: device offline")
     root = os.path.join(state_dir, serial)
     runs_file = os.path.join(root, ".benchmark_runs")
-    limit = device.get("disconnect_after_runs")
-    if limit is not None and os.path.exists(runs_file) and \
-            int(open(runs_file).read() or 0) >= limit:
-        fail(f"adb: device '{serial}' not found")
 
     def to_host(path):
         for p in DEVICE_PATHS:
@@ -90,13 +91,26 @@ def main(argv):
                 count = int(f.read() or 0) + 1
             with open(runs_file, "w") as f:
                 f.write(str(count))
-            if limit is not None and count > limit:
-                fail(f"adb: device '{serial}' not found")
+            if str(count) == os.environ.get("FAKE_ADB_SIGINT_ON_RUN"):
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                os.killpg(os.getpgrp(), signal.SIGINT)
+                fail("", 130)
         proc = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True)
         sys.stdout.write(proc.stdout)
         sys.stderr.write(proc.stderr)
         return proc.returncode
     fail(f"adb: unknown command {argv[0]}")
+
+
+def benchmark_runs(state_dir, serial):
+    path = os.path.join(state_dir, serial, ".benchmark_runs")
+    return int(open(path).read() or 0) if os.path.exists(path) else 0
+
+
+def disconnected(state_dir, device):
+    """True once the device has done its disconnect_after_runs benchmark runs."""
+    limit = device.get("disconnect_after_runs")
+    return limit is not None and benchmark_runs(state_dir, device["serial"]) >= limit
 
 
 if __name__ == "__main__":

@@ -1,6 +1,12 @@
 """A stand-in for the Android `benchmark_model` tool: really runs --graph with the LiteRT
 interpreter on the host and prints its timings in the real tool's format
-($FAKE_BENCHMARK_FORMAT: 'new' with p5/median/p95, 'old' without, 'garbage')."""
+($FAKE_BENCHMARK_FORMAT: 'new' with p5/median/p95, 'old' without, 'garbage').
+
+$FAKE_BENCHMARK_FAIL=message makes it fail like the real tool: the message on stderr, exit
+status $FAKE_BENCHMARK_EXIT (default 1); before any output when $FAKE_BENCHMARK_FAIL_AT=start
+(as the Android linker fails), else after the start-up lines (as a model or delegate error).
+$FAKE_BENCHMARK_ONLY=name limits 'garbage' and the failure to the --graph of that file name.
+"""
 
 import os
 import sys
@@ -26,14 +32,30 @@ def stats(samples, fmt):
     return line
 
 
+def affected(argv):
+    only = os.environ.get("FAKE_BENCHMARK_ONLY")
+    return not only or os.path.basename(flag(argv, "graph", "")) == only
+
+
+def fail_if_asked(argv, stage):
+    message = os.environ.get("FAKE_BENCHMARK_FAIL")
+    if message and affected(argv) and os.environ.get("FAKE_BENCHMARK_FAIL_AT", "load") == stage:
+        print(message, file=sys.stderr)
+        sys.exit(int(os.environ.get("FAKE_BENCHMARK_EXIT", "1")))
+
+
 def main(argv):
+    fail_if_asked(argv, "start")
     fmt = os.environ.get("FAKE_BENCHMARK_FORMAT", "new")
+    fmt = "new" if fmt == "garbage" and not affected(argv) else fmt
     graph = flag(argv, "graph")
     threads = int(flag(argv, "num_threads", "1"))
     warmup, runs = int(flag(argv, "warmup_runs", "1")), int(flag(argv, "num_runs", "50"))
     print("INFO: STARTING!")
     print(f"INFO: Num threads: [{threads}]")
     print(f"INFO: Graph: [{graph}]")
+    sys.stdout.flush()
+    fail_if_asked(argv, "load")
     if fmt == "garbage":
         print("Segmentation fault (core dumped)?? no timings here")
         return 0
