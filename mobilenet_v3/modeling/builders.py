@@ -35,15 +35,17 @@ def build_model(config: ModelConfig) -> tf_keras.Model:
     return tf_keras.Model(inputs, x, name=f"mobilenet_v3_{config.arch.name}")
 
 
-def load_weights(model: tf_keras.Model, weights: Optional[str]) -> None:
-    """Loads a weights file (Keras .h5 / .weights.h5 or a TF checkpoint prefix) into `model`."""
+def load_weights(model: tf_keras.Model, weights: Optional[str],
+                 config: Optional[ModelConfig] = None) -> None:
+    """Loads weights into `model`: a Keras .h5 / .weights.h5 or TF checkpoint prefix, or
+    (through `mobilenet_v3.weights`) "imagenet" from the local caches (never downloaded), an
+    official .tflite / .tgz / TF-Slim checkpoint, or a keras.applications .h5 file."""
     if weights is None:
         return
-    if weights == "imagenet":
-        raise ValueError(
-            "weights='imagenet' is not available: this package never downloads weights. "
-            "Pass the path of a weights file (e.g. one written by train.py or converted from "
-            "the authors' checkpoint) or weights=None.")
+    from mobilenet_v3 import weights as pretrained  # imports this module: import lazily
+    if pretrained.handles(weights):
+        pretrained.load_pretrained(model, weights, config)
+        return
     if not (os.path.exists(weights) or os.path.exists(weights + ".index")):
         raise FileNotFoundError(f"weights file not found: {weights!r}")
     model.load_weights(weights)
@@ -58,9 +60,10 @@ def _build(name, input_shape, alpha, minimalistic, include_top, weights, classes
         dropout_rate=dropout_rate, classifier_activation=classifier_activation,
         include_preprocessing=include_preprocessing)
     if weights == "imagenet":  # fail before spending time on building
-        load_weights(None, weights)
+        from mobilenet_v3 import weights as pretrained
+        pretrained.find_imagenet_weights(config)
     model = build_model(config)
-    load_weights(model, weights)
+    load_weights(model, weights, config)
     return model
 
 
@@ -69,7 +72,7 @@ def MobileNetV3Large(input_shape=None, alpha=1.0, minimalistic=False, include_to
                      classifier_activation="softmax", include_preprocessing=True):
     """MobileNetV3-Large (paper Table 1), keras.applications calling convention.
 
-    `input_shape` defaults to (224, 224, 3); `weights` is None or a path to a weights file.
+    `input_shape` defaults to (224, 224, 3); `weights` is None, "imagenet" or a weights path.
     """
     return _build("large", input_shape, alpha, minimalistic, include_top, weights, classes,
                   pooling, dropout_rate, classifier_activation, include_preprocessing)

@@ -153,6 +153,8 @@ class ModelConfig:
     alpha = property(lambda self: self.backbone.alpha)
     minimalistic = property(lambda self: self.backbone.minimalistic)
     classes = property(lambda self: self.head.classes)
+    include_top = property(lambda self: self.head.include_top)
+    include_preprocessing = property(lambda self: self.graph.include_preprocessing)
     input_shape = property(lambda self: self.graph.input_shape)
     arch = property(lambda self: self.backbone.arch)
     scaled_arch = property(lambda self: self.backbone.scaled_arch)
