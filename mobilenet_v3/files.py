@@ -10,6 +10,12 @@ import tempfile
 from typing import Callable
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str, data: bytes, overwrite: bool = True):
     """Writes to a temporary file in the same folder, then renames: never a partial file."""
     if os.path.exists(path) and not overwrite:
@@ -17,6 +23,7 @@ def atomic_write(path: str, data: bytes, overwrite: bool = True):
     fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".tmp-",
                                suffix=os.path.basename(path))
     try:
+        os.fchmod(fd, 0o666 & ~_umask())      # mkstemp makes 0600; files follow the umask
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()

@@ -191,10 +191,35 @@ def test_image_folder_with_corrupt_jpegs_trains_and_counts_them(tmp_path):
     assert result["examples"] + result["skipped"] == 9
     assert (tmp_path / "run" / "final" / "labels.txt").read_text().split() == \
         ["class0", "class1", "class2"]
+    mask = os.umask(0)
+    os.umask(mask)
+    for written in ("train_config.json", "final/labels.txt", "final/model_config.json"):
+        assert os.stat(tmp_path / "run" / written).st_mode & 0o777 == 0o666 & ~mask, written
+
+
+def _degenerate_folders(root):
+    """Folders train.py must refuse: no readable image, an empty class, a single class."""
+    for name in ("a", "b"):
+        os.makedirs(root / "unreadable" / name)
+        for i in range(8):
+            (root / "unreadable" / name / f"{i}.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    jpeg = tf.io.encode_jpeg(np.zeros((8, 8, 3), np.uint8)).numpy()
+    for folder, classes in (("empty_class", ("a", "b", "c")), ("one_class", ("a",))):
+        for name in classes:
+            os.makedirs(root / folder / name)
+            for i in range(4 if name != "c" else 0):
+                (root / folder / name / f"{i}.jpg").write_bytes(jpeg)
+    return [(["--dataset=image_folder", f"--image_folder={root / 'unreadable'}"],
+             "no readable image among the 14 training files tried"),
+            (["--dataset=image_folder", f"--image_folder={root / 'empty_class'}"],
+             "['c'] under"),
+            (["--dataset=image_folder", f"--image_folder={root / 'one_class'}"],
+             "at least 2 class sub-folders")]
 
 
 def test_bad_flags_fail_clearly(tmp_path):
-    cases = [(["--batch_size=0"], "global_batch_size"),
+    cases = _degenerate_folders(tmp_path) + [
+             (["--batch_size=0"], "global_batch_size"),
              (["--bogus_flag=1"], "Unknown command line flag"),
              (["--dataset=image_folder"], "image_folder"),
              (["--dataset=image_folder", f"--image_folder={tmp_path / 'missing'}"],
@@ -203,4 +228,5 @@ def test_bad_flags_fail_clearly(tmp_path):
         proc = _train(f"--model_dir={tmp_path / 'run'}", *args, timeout=300)
         assert proc.returncode == 1, (args, proc.stderr[-2000:])
         assert message in proc.stderr, (args, proc.stderr[-2000:])
+        assert "Traceback" not in proc.stderr, (args, proc.stderr[-2000:])
     assert not (tmp_path / "run" / "checkpoints").exists()

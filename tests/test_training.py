@@ -145,3 +145,35 @@ def test_strategy_errors_are_clear(monkeypatch):
         distribution.make_strategy("parameter_server")
     assert distribution.mixed_precision_policy("auto", "tpu") == "mixed_bfloat16"
     assert distribution.mixed_precision_policy("auto", "mirrored") == "float32"
+
+
+STALLED_STEP = """
+import sys
+import tensorflow as tf
+from mobilenet_v3.training.preemption import SigtermFlag
+never = tf.data.Dataset.range(10 ** 15).filter(lambda x: x < 0)
+with SigtermFlag(grace_seconds=1.0):
+    print("ready", flush=True)
+    next(iter(never))          # a step whose input never comes
+print("returned", flush=True)
+"""
+
+
+def test_sigterm_is_not_held_off_by_a_stalled_input_pipeline():
+    import signal
+    import subprocess
+    import sys
+    import time
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2",
+               PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    proc = subprocess.Popen([sys.executable, "-c", STALLED_STEP], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 143, err[-2000:]
+    assert "did not finish within 1 s" in err and "Traceback" not in err

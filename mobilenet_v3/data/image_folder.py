@@ -2,7 +2,7 @@
 
 Classes are the sub-folder names in sorted order (label = position). The held-out split is
 stratified and fixed by a seed. Files that cannot be decoded are skipped with a logged
-warning per file (tf.data's ignore_errors), never crashing the run.
+warning per file (tf.data's ignore_errors); a split with no readable file at all is refused.
 """
 
 import dataclasses
@@ -39,7 +39,32 @@ def scan(root: str) -> ImageFolder:
                 labels.append(label)
     if not files:
         raise ValueError(f"no .jpg/.jpeg/.png files under {root!r}")
+    empty = [name for label, name in enumerate(class_names) if label not in set(labels)]
+    if empty:
+        raise ValueError(f"class folder(s) {empty} under {root!r} hold no .jpg/.jpeg/.png "
+                         "file: add images or remove the folder (an empty class would still "
+                         "get a label and a classifier output)")
+    if len(class_names) < 2:
+        raise ValueError(f"{root!r} has one class ({class_names[0]!r}); a classifier needs "
+                         "at least 2 class sub-folders")
     return ImageFolder(class_names, tuple(files), tuple(labels))
+
+
+def first_readable(files, what: str) -> str:
+    """The first of `files` that decodes as an image; a clear error when none does.
+
+    Checked before training: a pipeline that skips unreadable files would otherwise wait
+    forever for a first readable one.
+    """
+    for path in files:
+        try:
+            decode(tf.constant(path), 0)
+            return path
+        except (tf.errors.InvalidArgumentError, tf.errors.NotFoundError,
+                tf.errors.UnknownError):
+            continue
+    raise ValueError(f"no readable image among the {len(files)} {what} files tried (none "
+                     "decodes as JPEG or PNG)")
 
 
 def split(folder: ImageFolder, held_out_fraction: float,

@@ -93,6 +93,8 @@ def open_source(config: DataConfig) -> Source:
         if not train.files or not held_out.files:
             raise ValueError(f"{config.image_folder!r} has too few images for a "
                              f"{config.held_out_fraction:.0%} held-out split")
+        image_folder.first_readable(train.files, "training")
+        image_folder.first_readable(held_out.files, "held-out")
         files = tf.constant(train.files)
         labels = tf.constant(train.labels, tf.int32)
 
