@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
-from benchmark.calibration import calibrate_batch_norm
+from mobilenet_v3.bench.calibration import calibrate_batch_norm
 from mobilenet_v3 import MobileNetV3Large, MobileNetV3Small, ModelConfig, build_model, weights
 from mobilenet_v3.export import convert as conversion
 

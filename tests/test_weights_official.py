@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mobilenet_v3 import ModelConfig, conversion, tflite_inspect, weights
+from mobilenet_v3 import ModelConfig, weights
+from mobilenet_v3.export import convert as conversion
+from mobilenet_v3.analysis import tflite_inspect
 from mobilenet_v3.data import preprocessing
 from mobilenet_v3.weights import convert
 
