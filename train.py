@@ -58,6 +58,9 @@ flags.DEFINE_integer("log_every_steps", 100, "Progress line / summary cadence.")
 flags.DEFINE_integer("steps_per_loop", 1, "Steps per tf.function call (e.g. 100 on TPU).")
 flags.DEFINE_integer("seed", 0, "Seed of data order, augmentation and initialisation.")
 flags.DEFINE_bool("deterministic", False, "Enable TF op determinism (bit-identical reruns).")
+flags.DEFINE_bool("allow_changed_settings", False,
+                  "Resume a model_dir although --batch_size, --seed, the schedule, optimizer or "
+                  "data settings differ from its train_config.json (kept as a dated copy).")
 flags.DEFINE_integer("logical_cpus", 0,
                      "Split the CPU into this many logical devices (testing mirrored on CPU).")
 
@@ -89,7 +92,8 @@ def config_from_flags():
         checkpoint_every_steps=FLAGS.checkpoint_every_steps,
         keep_checkpoints=FLAGS.keep_checkpoints, log_every_steps=FLAGS.log_every_steps,
         steps_per_loop=FLAGS.steps_per_loop, strategy=FLAGS.strategy, tpu=FLAGS.tpu,
-        precision=FLAGS.precision, seed=FLAGS.seed, deterministic=FLAGS.deterministic)
+        precision=FLAGS.precision, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
+        allow_changed_settings=FLAGS.allow_changed_settings)
 
 
 def _split_cpu(count: int):
@@ -115,10 +119,17 @@ def main(argv):
         _split_cpu(FLAGS.logical_cpus)
     from mobilenet_v3 import training as trainer
     from mobilenet_v3.data.imagenet import DatasetNotPreparedError
+    import tensorflow as tf
     try:
         result = trainer.Trainer(config).run()
-    except (DatasetNotPreparedError, FileNotFoundError, ValueError) as e:
+    except (DatasetNotPreparedError, ValueError) as e:
         print(f"train.py: {e}", file=sys.stderr)
+        return 1
+    except (OSError, tf.errors.OpError) as e:     # full disk, read-only or vanished folder
+        reason = getattr(e, "message", None) or e.strerror or str(e)
+        print(f"train.py: could not read or write {getattr(e, 'filename', None) or 'a file'} "
+              f"({reason}); completed checkpoints in {config.model_dir} are kept: fix the "
+              "cause and rerun the same command to resume", file=sys.stderr)
         return 1
     if result.get("preempted"):
         return trainer.PREEMPTED_EXIT_CODE

@@ -173,3 +173,19 @@ def test_script_exit_codes_and_messages(run_dir, tmp_path):
     no_images = run(f"--model={run_dir}", f"--output_dir={tmp_path / 'x'}", "--formats=int8",
                     "--dataset=image_folder", f"--image_folder={empty}")
     assert no_images.returncode == 1 and "no .jpg" in no_images.stderr
+
+
+@pytest.mark.slow
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(run_dir, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run_dir, copy)
+    shutil.rmtree(copy / "final")
+    data = copy / "checkpoints" / "ckpt-160.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[:1000])
+    trained = export.load_trained(str(copy))
+    assert "ckpt-160 is damaged" in capsys.readouterr().err
+    for name in ("ckpt-80.data-00000-of-00001", "ckpt-80.index"):
+        os.remove(copy / "checkpoints" / name)
+    with pytest.raises(export.RunFolderError, match="every checkpoint .* is damaged"):
+        export.load_trained(str(copy))
+    assert trained.config.classes == 10

@@ -230,3 +230,70 @@ def test_bad_flags_fail_clearly(tmp_path):
         assert message in proc.stderr, (args, proc.stderr[-2000:])
         assert "Traceback" not in proc.stderr, (args, proc.stderr[-2000:])
     assert not (tmp_path / "run" / "checkpoints").exists()
+
+
+@pytest.fixture
+def small_mount(tmp_path):
+    """A 1 MB tmpfs (full disk) and a read-only tmpfs; skipped where mounting is not allowed."""
+    mounts = {"full": tmp_path / "full", "readonly": tmp_path / "readonly"}
+    done = []
+    try:
+        for name, options in (("full", "size=1m"), ("readonly", "ro,size=1m")):
+            mounts[name].mkdir()
+            result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs",
+                                     str(mounts[name])], capture_output=True, text=True)
+            if result.returncode:
+                pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+            done.append(mounts[name])
+        yield mounts
+    finally:
+        for path in done:
+            subprocess.run(["umount", str(path)], capture_output=True)
+
+
+def test_unwritable_model_dirs_fail_clearly(tmp_path, small_mount):
+    (tmp_path / "a_file").write_text("")
+    cases = [(tmp_path / "a_file", "is a file, not a folder"),
+             (small_mount["readonly"] / "run", "cannot write to --model_dir"),
+             (small_mount["full"] / "run", "could not read or write")]
+    for model_dir, message in cases:
+        proc = _train(f"--model_dir={model_dir}", "--train_steps=2", "--log_every_steps=1",
+                      "--checkpoint_every_steps=1", timeout=300)
+        assert proc.returncode == 1, (model_dir, proc.stderr[-2000:])
+        assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert "checkpoints" in proc.stderr and "rerun" in proc.stderr   # the full disk's advice
+
+
+@pytest.mark.slow
+def test_resume_refuses_changed_settings_falls_back_from_a_damaged_checkpoint_and_cleans_up(
+        tmp_path):
+    run = tmp_path / "run"
+    first = _train(f"--model_dir={run}", "--train_steps=8", "--checkpoint_every_steps=4")
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert _checkpoint_steps(run) == [4, 8]
+    (run / "final.tmp-99999").mkdir()                      # what a kill leaves behind
+    (run / "checkpoints" / "ckpt-8_temp").mkdir()
+    data = run / "checkpoints" / "ckpt-8.data-00000-of-00001"
+    data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])   # truncated
+    before = (run / "train_config.json").read_text()
+
+    changed = _train(f"--model_dir={run}", "--train_steps=12", "--checkpoint_every_steps=4",
+                     "--batch_size=32", "--seed=3")
+    assert changed.returncode == 1 and "Traceback" not in changed.stderr
+    assert "--batch_size: 16 then, 32 now" in changed.stderr, changed.stderr[-2000:]
+    assert "--seed: 0 then, 3 now" in changed.stderr
+    assert (run / "train_config.json").read_text() == before
+
+    resumed = _train(f"--model_dir={run}", "--train_steps=12", "--checkpoint_every_steps=4")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "ckpt-8 is damaged" in resumed.stderr and "resumed at step 4" in resumed.stdout
+    assert "step 12/12" in resumed.stdout
+    assert not (run / "final.tmp-99999").exists()
+    assert not (run / "checkpoints" / "ckpt-8_temp").exists()
+
+    allowed = _train(f"--model_dir={run}", "--train_steps=14", "--checkpoint_every_steps=2",
+                     "--base_learning_rate=0.1", "--allow_changed_settings")
+    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    kept = [f for f in os.listdir(run) if f.startswith("train_config.") and f != "train_config.json"]
+    assert len(kept) == 1 and json.loads((run / kept[0]).read_text())["schedule"][
+        "base_learning_rate"] == 0.4

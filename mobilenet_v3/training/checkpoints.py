@@ -4,7 +4,7 @@ The chief saves into the run folder; other workers must save too (the save is co
 into a private scratch folder that is removed at the end.
 """
 
-from typing import Optional
+from typing import Callable, Optional
 
 import tensorflow as tf
 
@@ -29,11 +29,10 @@ class Checkpoints:
     def step(self) -> int:
         return int(self.optimizer.iterations.numpy())
 
-    def restore(self) -> int:
-        """Restores the run folder's newest checkpoint, if any; returns the step."""
-        latest = self.run_dir.latest_checkpoint()
-        if latest:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+    def restore(self, log: Callable[[str], None] = print) -> int:
+        """Restores the run folder's newest good checkpoint, if any; returns the step."""
+        self.run_dir.restore_newest_good(
+            lambda path: self.checkpoint.restore(path).assert_existing_objects_matched(), log)
         return self.step
 
     def save(self):

@@ -36,6 +36,7 @@ class TrainConfig:
     precision: str = "auto"                 # float32 | mixed_float16 | mixed_bfloat16 | auto
     seed: int = 0
     deterministic: bool = False             # TF op determinism: bit-identical reruns
+    allow_changed_settings: bool = False    # resume although batch/seed/schedule/... differ
 
     def validate(self):
         checks = {

@@ -221,8 +221,11 @@ class Trainer:
     def run(self) -> Dict:
         """Restore, train to the end (or until SIGTERM), evaluate with EMA, save `final/`."""
         record = dict(self.config.to_record(), trained_model=self.model_config.to_flat())
-        self.run_dir.check_and_record(record, write=self.is_chief)
-        start = self.restore()
+        self.run_dir.check_and_record(record, write=self.is_chief,
+                                      allow_changes=self.config.allow_changed_settings)
+        if self.is_chief:
+            self.run_dir.clean_leftovers()
+        start = self.checkpoints.restore(self.progress.warn)
         self.progress.say(
             f"{self.model.name} {self.model_config.alpha} {self.task.describe_data()}; "
             f"{self.strategy.num_replicas_in_sync} replica(s), global batch "

@@ -4,6 +4,7 @@ One summary writer per folder for the trainer's life; non-chief workers write no
 """
 
 import os
+import sys
 from typing import Dict
 
 import tensorflow as tf
@@ -29,6 +30,10 @@ class Progress:
     def say(self, text: str):
         if self.is_chief:
             print(text, flush=True)
+
+    def warn(self, text: str):
+        if self.is_chief:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
 
     def train_line(self, step: int, total: int, task_text: str, lr: float,
                    images_per_sec: float, skipped: float):

@@ -11,6 +11,8 @@ import dataclasses
 import json
 import os
 import shutil
+import sys
+import time
 from typing import Callable, Dict, List, Optional
 
 import tensorflow as tf
@@ -27,6 +29,47 @@ MODEL_FILE = "model.keras"
 MODEL_CONFIG_FILE = "model_config.json"
 LABELS_FILE = "labels.txt"
 EVAL_FILE = "eval.json"
+
+
+# Settings a resume must keep (record key -> the train.py flag that sets it).
+RESUME_SETTINGS = {"global_batch_size": "batch_size", "seed": "seed",
+                   "label_smoothing": "label_smoothing",
+                   "schedule.base_learning_rate": "base_learning_rate",
+                   "schedule.base_batch_size": "base_batch_size",
+                   "schedule.warmup_epochs": "warmup_epochs",
+                   "schedule.decay_epochs": "decay_epochs", "schedule.decay_rate": "decay_rate",
+                   "optimizer.momentum": "rmsprop_momentum", "optimizer.rho": "rmsprop_rho",
+                   "optimizer.epsilon": "rmsprop_epsilon", "optimizer.use_ema": "ema",
+                   "optimizer.ema_momentum": "ema_momentum",
+                   "optimizer.ema_warmup": "ema_warmup",
+                   "data.source": "dataset", "data.image_size": "resolution",
+                   "data.min_crop_area": "min_crop_area", "data.num_classes": "num_classes",
+                   "data.synthetic_train_examples": "synthetic_train_examples",
+                   "data.held_out_fraction": "held_out_fraction",
+                   "data.imagenet_classes": "imagenet_classes"}
+
+
+def _resume_settings(record: Dict) -> Dict:
+    values = {}
+    for key, flag in RESUME_SETTINGS.items():
+        value = record
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        values[f"--{flag}"] = value
+    return values
+
+
+def _differences(old: Dict, new: Dict) -> Dict:
+    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)}
+
+
+def _describe(diff: Dict) -> str:
+    return ", ".join(f"{k}: {a!r} then, {b!r} now" for k, (a, b) in diff.items())
+
+
+def _warn(text: str):
+    print(f"warning: {text}", file=sys.stderr, flush=True)
 
 
 class RunFolderError(ValueError):
@@ -64,16 +107,45 @@ class RunDir:
         with open(self.config_path) as f:
             return json.load(f)
 
-    def check_and_record(self, record: Dict, write: bool):
-        """Refuses a resume of another model; writes `record` (the chief only)."""
-        previous = self.read_record()
-        if previous is not None and previous.get("trained_model") != record["trained_model"]:
-            raise ValueError(
-                f"{self.path!r} holds a run of a different model "
-                f"({previous.get('trained_model')}); resume with the same model settings "
-                "or use a new --model_dir")
-        if write:
+    def prepare(self):
+        """Creates the folder; a clear error when it is a file or cannot be written."""
+        if os.path.exists(self.path) and not os.path.isdir(self.path):
+            raise RunFolderError(f"--model_dir {self.path!r} is a file, not a folder")
+        try:
             os.makedirs(self.path, exist_ok=True)
+            probe = os.path.join(self.path, f".write-test-{os.getpid()}")
+            with open(probe, "w"):
+                pass
+            os.remove(probe)
+        except OSError as e:
+            raise RunFolderError(f"cannot write to --model_dir {self.path!r}: "
+                                 f"{e.strerror or e}") from None
+
+    def check_and_record(self, record: Dict, write: bool, allow_changes: bool = False):
+        """Refuses a resume of another model, or (unless `allow_changes`) with other settings
+        that decide the examples, the schedule or the optimizer; writes `record` (the chief).
+        An overridden record is kept as train_config.<time>.json."""
+        previous = self.read_record()
+        if previous is not None:
+            model_diff = _differences(previous.get("trained_model", {}),
+                                      record["trained_model"])
+            if model_diff:
+                raise ValueError(f"{self.path!r} holds a run of a different model "
+                                 f"({_describe(model_diff)}); resume with the same model "
+                                 "settings or use a new --model_dir")
+            diff = _differences(_resume_settings(previous), _resume_settings(record))
+            if diff and not allow_changes:
+                raise ValueError(
+                    f"{self.path!r} was started with other settings ({_describe(diff)}); a "
+                    "resumed run must keep them to continue at the exact next example and on "
+                    "the same schedule. Pass --allow_changed_settings to resume anyway, or "
+                    "use a new --model_dir")
+            if diff and write:
+                stamp = time.strftime("%Y%m%d-%H%M%S")
+                files.atomic_write_json(os.path.join(self.path, f"train_config.{stamp}.json"),
+                                        previous)
+        if write:
+            self.prepare()
             files.atomic_write_json(self.config_path, record)
 
     def model_config(self) -> ModelConfig:
@@ -100,6 +172,52 @@ class RunDir:
     def latest_checkpoint(self) -> Optional[str]:
         return tf.train.latest_checkpoint(self.checkpoints)
 
+    def checkpoint_paths(self) -> List[str]:
+        """The kept checkpoints, newest first."""
+        state = tf.train.get_checkpoint_state(self.checkpoints)
+        if state is None:
+            return []
+        paths = list(state.all_model_checkpoint_paths) or [state.model_checkpoint_path]
+        return [p if os.path.isabs(p) else os.path.join(self.checkpoints, p)
+                for p in reversed(paths)]
+
+    def restore_newest_good(self, restore: Callable[[str], None],
+                            log: Callable[[str], None]) -> Optional[str]:
+        """Restores the newest checkpoint that reads whole; a damaged one (truncated by a
+        kill or a full disk) is named and the previous one, kept for this reason, is used."""
+        damaged = []
+        for path in self.checkpoint_paths():
+            try:
+                restore(path)
+            except (tf.errors.OpError, IndexError, ValueError, AssertionError) as e:
+                damaged.append(path)
+                log(f"checkpoint {path} is damaged ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:200]}); trying the one before it")
+                continue
+            return path
+        if damaged:
+            raise RunFolderError(f"every checkpoint in {self.checkpoints!r} is damaged "
+                                 f"({', '.join(os.path.basename(p) for p in damaged)}); "
+                                 "remove them to start over")
+        return None
+
+    def clean_leftovers(self):
+        """Removes what a killed run left behind: final.tmp-*/final.old-* folders, TF's
+        *_temp checkpoint folders and .tmp-* files of interrupted atomic writes."""
+        for folder in (self.path, self.checkpoints):
+            if not os.path.isdir(folder):
+                continue
+            for name in os.listdir(folder):
+                path = os.path.join(folder, name)
+                stale = (name.startswith(("final.tmp-", "final.old-", ".tmp-"))
+                         or (folder == self.checkpoints and "_temp" in name))
+                if not stale:
+                    continue
+                if os.path.isdir(path):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.remove(path)
+
     def write_final(self, save_model: Callable[[str], None], model_config: ModelConfig,
                     labels, result: Dict, target: Optional[str] = None) -> str:
         """Writes final/ (or `target`) as one atomic folder swap; returns its path."""
@@ -119,21 +237,19 @@ class RunDir:
     def remove(self, path: str):
         shutil.rmtree(path, ignore_errors=True)
 
-    def load_checkpoint_ema(self) -> TrainedModel:
-        """The newest checkpoint's EMA weights (its live weights when it kept no EMA)."""
-        latest = self.latest_checkpoint()
-        if self.read_record() is None or not latest:
+    def load_checkpoint_ema(self, log: Callable[[str], None] = None) -> TrainedModel:
+        """The newest good checkpoint's EMA weights (its live weights when it kept no EMA)."""
+        if self.read_record() is None or not self.latest_checkpoint():
             raise RunFolderError(f"{self.path!r} is not a train.py model_dir: it has neither "
                                  f"final/{MODEL_FILE} nor {CONFIG_FILE} with checkpoints/")
         config = self.model_config()
         model = build_model(config)
         opt = optimizer_lib.restorable_optimizer(self.optimizer_config(), model)
-        try:
-            tf.train.Checkpoint(model=model, optimizer=opt).restore(latest).expect_partial() \
-                .assert_existing_objects_matched()
-        except (AssertionError, ValueError, tf.errors.OpError) as e:
-            raise RunFolderError(f"checkpoint {latest!r} does not match the model in "
-                                 f"{CONFIG_FILE}: {e}") from None
+        checkpoint = tf.train.Checkpoint(model=model, optimizer=opt)
+
+        def restore(path):
+            checkpoint.restore(path).expect_partial().assert_existing_objects_matched()
+        self.restore_newest_good(restore, log or _warn)
         ema.assign_ema(model, opt)
         return TrainedModel(model, config, [f"class_{i}" for i in range(config.classes)],
                             self.data_config())
