@@ -12,6 +12,7 @@ from mobilenet_v3.data import pipeline
 from mobilenet_v3.modeling.builders import build_model
 from mobilenet_v3.modeling.config import ModelConfig
 from mobilenet_v3.training.config import TrainConfig
+from mobilenet_v3.training import transfer
 from mobilenet_v3.training.task import Task
 
 
@@ -52,6 +53,20 @@ class ClassificationTask(Task):
 
     def build_model(self):
         return self.model_fn(self._model_config)
+
+    def initializer(self):
+        """--init_weights: backbone (+ head conv) imported, logits new unless the classes
+        agree; read and checked against the run's architecture now (transfer.py)."""
+        if not self.config.init_weights:
+            return None
+        source = transfer.read_source(self.config.init_weights, self._model_config)
+
+        def initialize(model):
+            return transfer.describe(transfer.initialize(model, self._model_config, source))
+        return initialize
+
+    def backbone_layers(self, model):
+        return transfer.backbone_layers(model)
 
     def train_dataset(self, input_context, start_step):
         return pipeline.train_dataset(self.source, self.config.data,
