@@ -69,6 +69,11 @@ def test_init_weights_loads_the_backbone_at_another_resolution_with_a_new_head(
         assert np.abs(want).max() > 0.1
         np.testing.assert_allclose(_tap(model, layer)(x).numpy(), want, rtol=0,
                                    atol=1e-3 * np.abs(want).max())   # BN folded in float32
+    # BN folded in the file: statistics re-estimated on training images (the function above
+    # unchanged), not the identity (mean 0, variance 1 - eps) the folded file implies.
+    bn = model.get_layer("stem_bn")
+    assert np.all(bn.moving_mean.numpy() != 0.0)
+    assert np.all(np.abs(bn.moving_variance.numpy() - (1 - bn.epsilon)) > 1e-3)
     assert model.output_shape == (None, 10)          # the dataset's classes, not 1001
     assert model.get_layer("logits").kernel.shape[-1] == 10
     # The EMA starts at the imported weights, not at the random ones they replaced.

@@ -15,6 +15,8 @@ from mobilenet_v3.training.config import TrainConfig
 from mobilenet_v3.training import transfer
 from mobilenet_v3.training.task import Task
 
+CALIBRATION_BATCH, CALIBRATION_BATCHES = 64, 4    # BN statistics of BN-folded imports
+
 
 def correct_counts(logits, labels, mask=None):
     """(top-1 hits, top-5 hits) summed over the batch; `mask` drops padding."""
@@ -62,7 +64,16 @@ class ClassificationTask(Task):
         source = transfer.read_source(self.config.init_weights, self._model_config)
 
         def initialize(model):
-            return transfer.describe(transfer.initialize(model, self._model_config, source))
+            summary = transfer.initialize(model, self._model_config, source)
+            if summary["bn_folded"]:      # identity BN: give it statistics (transfer.py)
+                batch = min(self.config.global_batch_size, CALIBRATION_BATCH)
+                data = pipeline.train_dataset(self.source, self.config.data, batch,
+                                              tf.distribute.InputContext(), 0)
+                summary["calibration_images"] = batch * CALIBRATION_BATCHES
+                summary["restandardized"] = transfer.restandardize_batch_norm(
+                    model, transfer.backbone_layers(model),
+                    (images for images, _, _ in data.take(CALIBRATION_BATCHES)))
+            return transfer.describe(summary)
         return initialize
 
     def backbone_layers(self, model):

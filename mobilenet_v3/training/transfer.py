@@ -10,6 +10,10 @@ train.py model_dir, a model.keras with model_config.json beside it). What is loa
                                drops the background logit); otherwise new, for the dataset
 
 Nothing depends on the resolution: the weights of a 224 file load into a run at any size.
+TFLite files have BatchNorm folded into the convs: imported as identity BN, which training-mode
+BN would turn into a per-channel standardisation the network never saw. Their BN statistics
+are therefore re-estimated on a few training batches, with gamma and beta changed so that the
+network computes exactly what the file does (`restandardize_batch_norm`).
 Freezing sets `trainable=False` on the backbone's layers (Keras' transfer-learning recipe),
 which also runs its BatchNorm in inference mode: statistics and weights stay as imported.
 """
@@ -20,6 +24,7 @@ import re
 from typing import Dict, List, Optional
 
 import numpy as np
+import tensorflow as tf
 import tf_keras
 
 from mobilenet_v3.modeling import naming
@@ -155,8 +160,41 @@ def initialize(model: tf_keras.Model, config: ModelConfig, source: InitSource) -
             "new_logits": not kept, "classes": config.classes}
 
 
+def restandardize_batch_norm(model: tf_keras.Model, layers, batches) -> int:
+    """Sets the moving statistics of the BatchNorm layers among `layers` to those of their
+    inputs over `batches` (inference mode), with gamma and beta changed so that the inference
+    function stays exactly the same; training-mode BN then starts close to it. Returns the
+    number of BN layers changed."""
+    bns = [l for l in layers if isinstance(l, tf_keras.layers.BatchNormalization)]
+    if not bns:
+        return 0
+    tap = tf_keras.Model(model.input, [bn.input for bn in bns])
+    sums, squares, counts = [0.0] * len(bns), [0.0] * len(bns), [0] * len(bns)
+    for images in batches:
+        for i, x in enumerate(tap(images, training=False)):
+            x = tf.cast(x, tf.float64)
+            axes = list(range(len(x.shape) - 1))
+            sums[i] += tf.reduce_sum(x, axes).numpy()
+            squares[i] += tf.reduce_sum(x * x, axes).numpy()
+            counts[i] += int(np.prod(x.shape[:-1]))
+    if not counts[0]:
+        raise ValueError("restandardize_batch_norm: no images")
+    for bn, total, square, count in zip(bns, sums, squares, counts):
+        mean = total / count
+        var = np.maximum(square / count - mean ** 2, 0.0)
+        gamma, beta, old_mean, old_var = [w.astype(np.float64) for w in bn.get_weights()]
+        old_std, std = np.sqrt(old_var + bn.epsilon), np.sqrt(var + bn.epsilon)
+        bn.set_weights([np.asarray(v, np.float32) for v in (
+            gamma * std / old_std, beta + gamma * (mean - old_mean) / old_std, mean, var)])
+    return len(bns)
+
+
 def describe(summary: Dict) -> str:
     head = ("the file's logits kept" if not summary["new_logits"]
             else f"new logits for {summary['classes']} classes")
+    restandardized = (f"; BN statistics of {summary['restandardized']} layers re-estimated on "
+                      f"{summary['calibration_images']} training images"
+                      if summary.get("restandardized") else "")
     return (f"initialized from {summary['source']} ({summary['format']}"
-            f"{', BN folded' if summary['bn_folded'] else ''}): {summary['loaded']}, {head}")
+            f"{', BN folded' if summary['bn_folded'] else ''}): {summary['loaded']}, {head}"
+            + restandardized)
