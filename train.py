@@ -2,9 +2,11 @@
 
 Flags only map onto mobilenet_v3.training.TrainConfig; the library does the work. Rerunning
 the same command with the same --model_dir resumes from the newest checkpoint.
+Fine-tuning: `--init_weights=v3-small_224_1.0_uint8.tflite --model=small
+--freeze_backbone_epochs=1 --dataset=image_folder --image_folder=PHOTOS`.
 
 Exit codes: 0 done; 1 bad flags or input (a clear message on stderr: unknown flag, missing
-data, a model_dir holding another model); 143 stopped by SIGTERM after saving a checkpoint
+data, a model_dir holding another model, --init_weights missing or of another architecture); 143 stopped by SIGTERM after saving a checkpoint
 (rerun the same command to resume).
 """
 
@@ -24,6 +26,17 @@ flags.DEFINE_integer("resolution", 224, "Input resolution (square).")
 flags.DEFINE_float("dropout", 0.2, "Dropout rate before the classifier.")
 flags.DEFINE_float("weight_decay", 1e-5, "L2 on conv/dense kernels, not depthwise (slim).")
 flags.DEFINE_float("bn_momentum", 0.99, "BatchNorm moving-average decay.")
+# Transfer learning
+flags.DEFINE_string("init_weights", None,
+                    "Start from pretrained weights (a new run only; a resume restores its "
+                    "checkpoint): an official .tflite / .tgz / TF-Slim checkpoint, a "
+                    "keras.applications .h5, or a convert folder / train.py model_dir / "
+                    "model.keras. Its architecture must be --model/--alpha/--minimalistic. "
+                    "Loads the backbone and the head conv; the logits too when the file has "
+                    "the dataset's classes, else they are new.")
+flags.DEFINE_float("freeze_backbone_epochs", 0.0,
+                   "Train only the head (backbone frozen, its BatchNorm in inference mode) "
+                   "for this many epochs, then everything. Needs --init_weights.")
 # Data
 data_flags.define("synthetic", "Training data: the built-in synthetic set, <root>/<class>/*.jpg, "
                   "or tfds imagenet2012.", training=True)
@@ -93,7 +106,8 @@ def config_from_flags():
         keep_checkpoints=FLAGS.keep_checkpoints, log_every_steps=FLAGS.log_every_steps,
         steps_per_loop=FLAGS.steps_per_loop, strategy=FLAGS.strategy, tpu=FLAGS.tpu,
         precision=FLAGS.precision, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
-        allow_changed_settings=FLAGS.allow_changed_settings)
+        allow_changed_settings=FLAGS.allow_changed_settings,
+        init_weights=FLAGS.init_weights, freeze_backbone_epochs=FLAGS.freeze_backbone_epochs)
 
 
 def _split_cpu(count: int):

@@ -67,10 +67,15 @@ def _wait_for_checkpoint(proc, model_dir, timeout=300):
 
 @pytest.mark.slow
 def test_sigkill_then_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
+    # Fine-tuning, killed while the backbone is frozen: the resume restores the checkpoint (no
+    # re-import), unfreezes at step 192 (6 epochs of 32 steps) and ends as the straight run.
     steps = ["--train_steps=400", "--checkpoint_every_steps=20", "--deterministic",
-             "--keep_checkpoints=2"]
+             "--keep_checkpoints=2", "--freeze_backbone_epochs=6",
+             f"--init_weights={_pretrained_folder(tmp_path / 'pretrained')}"]
     straight = _train(f"--model_dir={tmp_path / 'straight'}", *steps)
     assert straight.returncode == 0, straight.stderr[-3000:]
+    assert "initialized from" in straight.stdout and \
+        "step 192: backbone unfrozen" in straight.stdout
 
     killed_dir = tmp_path / "killed"
     proc = _start(killed_dir, *steps)
@@ -79,11 +84,13 @@ def test_sigkill_then_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_p
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     saved = _checkpoint_steps(str(killed_dir))
-    assert saved and max(saved) < 400 and not (killed_dir / "final").exists()
+    assert saved and max(saved) < 192 and not (killed_dir / "final").exists()
 
     resumed = _train(f"--model_dir={killed_dir}", *steps)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resumed at step {max(saved)}" in resumed.stdout
+    assert "initialized from" not in resumed.stdout
+    assert "step 192: backbone unfrozen" in resumed.stdout
     assert len(_checkpoint_steps(str(killed_dir))) == 2          # keeps the last K
     for a, b in zip(_final_weights(tmp_path / "straight"), _final_weights(killed_dir)):
         np.testing.assert_array_equal(a, b)
@@ -217,9 +224,26 @@ def _degenerate_folders(root):
              "at least 2 class sub-folders")]
 
 
+def _pretrained_folder(path, alpha=0.35, classes=10):
+    """One of our own models as --init_weights (a convert folder: model.keras + config)."""
+    from mobilenet_v3 import ModelConfig, build_model
+    from mobilenet_v3.weights.convert import write_folder
+    config = ModelConfig.from_flat(name="small", alpha=alpha, input_shape=(32, 32, 3),
+                                   classes=classes)
+    tf_keras.utils.set_random_seed(1)
+    write_folder(build_model(config), config, str(path))
+    return str(path)
+
+
 def test_bad_flags_fail_clearly(tmp_path):
+    pretrained = _pretrained_folder(tmp_path / "small_0.35")
     cases = _degenerate_folders(tmp_path) + [
              (["--batch_size=0"], "global_batch_size"),
+             ([f"--init_weights={tmp_path / 'missing.tflite'}"],
+              f"init_weights: weights file not found: '{tmp_path / 'missing.tflite'}'"),
+             ([f"--init_weights={pretrained}", "--model=large", "--minimalistic"],
+              "--model: the file has small, the run large; --minimalistic: the file has False, "
+              "the run True"),
              (["--bogus_flag=1"], "Unknown command line flag"),
              (["--dataset=image_folder"], "image_folder"),
              (["--dataset=image_folder", f"--image_folder={tmp_path / 'missing'}"],

@@ -101,7 +101,8 @@ def test_bad_settings_are_refused_before_anything_is_written(tmp_path):
     for overrides, message in (({"global_batch_size": 0}, "global_batch_size"),
                                ({"strategy": "horovod"}, "unknown strategy"),
                                ({"precision": "int4"}, "unknown precision"),
-                               ({"label_smoothing": 1.5}, "label_smoothing")):
+                               ({"label_smoothing": 1.5}, "label_smoothing"),
+                               ({"freeze_backbone_epochs": 1.0}, "needs init_weights")):
         with pytest.raises(ValueError, match=message):
             Trainer(tiny_train_config(tmp_path / "run", **overrides))
     assert not (tmp_path / "run").exists()

@@ -12,7 +12,10 @@ from mobilenet_v3.data import pipeline
 from mobilenet_v3.modeling.builders import build_model
 from mobilenet_v3.modeling.config import ModelConfig
 from mobilenet_v3.training.config import TrainConfig
+from mobilenet_v3.training import transfer
 from mobilenet_v3.training.task import Task
+
+CALIBRATION_BATCH, CALIBRATION_BATCHES = 64, 4    # BN statistics of BN-folded imports
 
 
 def correct_counts(logits, labels, mask=None):
@@ -52,6 +55,29 @@ class ClassificationTask(Task):
 
     def build_model(self):
         return self.model_fn(self._model_config)
+
+    def initializer(self):
+        """--init_weights: backbone (+ head conv) imported, logits new unless the classes
+        agree; read and checked against the run's architecture now (transfer.py)."""
+        if not self.config.init_weights:
+            return None
+        source = transfer.read_source(self.config.init_weights, self._model_config)
+
+        def initialize(model):
+            summary = transfer.initialize(model, self._model_config, source)
+            if summary["bn_folded"]:      # identity BN: give it statistics (transfer.py)
+                batch = min(self.config.global_batch_size, CALIBRATION_BATCH)
+                data = pipeline.train_dataset(self.source, self.config.data, batch,
+                                              tf.distribute.InputContext(), 0)
+                summary["calibration_images"] = batch * CALIBRATION_BATCHES
+                summary["restandardized"] = transfer.restandardize_batch_norm(
+                    model, transfer.backbone_layers(model),
+                    (images for images, _, _ in data.take(CALIBRATION_BATCHES)))
+            return transfer.describe(summary)
+        return initialize
+
+    def backbone_layers(self, model):
+        return transfer.backbone_layers(model)
 
     def train_dataset(self, input_context, start_step):
         return pipeline.train_dataset(self.source, self.config.data,

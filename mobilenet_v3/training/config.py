@@ -37,6 +37,8 @@ class TrainConfig:
     seed: int = 0
     deterministic: bool = False             # TF op determinism: bit-identical reruns
     allow_changed_settings: bool = False    # resume although batch/seed/schedule/... differ
+    init_weights: Optional[str] = None      # pretrained weights for a run's step 0 (transfer.py)
+    freeze_backbone_epochs: float = 0.0     # backbone frozen (BN in inference mode) until then
 
     def validate(self):
         checks = {
@@ -50,6 +52,7 @@ class TrainConfig:
             "keep_checkpoints": self.keep_checkpoints >= 1,
             "log_every_steps": self.log_every_steps >= 1,
             "steps_per_loop": self.steps_per_loop >= 1,
+            "freeze_backbone_epochs": self.freeze_backbone_epochs >= 0,
         }
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
@@ -59,6 +62,9 @@ class TrainConfig:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose from "
                              f"{distribution.STRATEGIES}")
         distribution.mixed_precision_policy(self.precision, self.strategy)
+        if self.freeze_backbone_epochs > 0 and not self.init_weights:
+            raise ValueError("freeze_backbone_epochs needs init_weights: a randomly "
+                             "initialised backbone is not worth freezing")
         self.data.validate()
         self.optimizer.validate()
 

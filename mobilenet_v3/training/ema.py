@@ -33,12 +33,37 @@ def ema_values(optimizer, variables) -> Optional[List[tf.Tensor]]:
     return [averages[opt._index_dict[opt._var_key(v)]] for v in variables]
 
 
-def assign_ema(model, optimizer) -> bool:
-    """Copies the EMA into the model's weights for good; False when there is no EMA."""
-    averages = ema_values(optimizer, model.trainable_variables)
+def averaged_variables(model, optimizer) -> List[tf.Variable]:
+    """The model's variables that the optimizer keeps slots and an EMA for.
+
+    The optimizer is built on every variable that is ever trained, so this includes a
+    frozen backbone (trainable=False for now), which `model.trainable_variables` would not.
+    """
+    opt = inner_optimizer(optimizer)
+    index = getattr(opt, "_index_dict", None)
+    if not index:
+        return list(model.trainable_variables)
+    return [v for v in model.variables if opt._var_key(v) in index]
+
+
+def reset_averages(model, optimizer) -> bool:
+    """Sets the EMA to the current weights (after importing pretrained weights)."""
+    variables = averaged_variables(model, optimizer)
+    averages = ema_values(optimizer, variables)
     if averages is None:
         return False
-    for v, a in zip(model.trainable_variables, averages):
+    for v, a in zip(variables, averages):
+        a.assign(v)
+    return True
+
+
+def assign_ema(model, optimizer) -> bool:
+    """Copies the EMA into the model's weights for good; False when there is no EMA."""
+    variables = averaged_variables(model, optimizer)
+    averages = ema_values(optimizer, variables)
+    if averages is None:
+        return False
+    for v, a in zip(variables, averages):
         v.assign(a)
     return True
 
@@ -53,13 +78,14 @@ class ema_weights:
 
     def __enter__(self):
         if self.enabled:
-            backup = [tf.identity(v) for v in self.model.trainable_variables]
+            self._variables = averaged_variables(self.model, self.optimizer)
+            backup = [tf.identity(v) for v in self._variables]
             if assign_ema(self.model, self.optimizer):
                 self._backup = backup
         return self.model
 
     def __exit__(self, *exc):
         if self._backup is not None:
-            for v, b in zip(self.model.trainable_variables, self._backup):
+            for v, b in zip(self._variables, self._backup):
                 v.assign(b)
             self._backup = None

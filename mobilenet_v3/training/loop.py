@@ -46,9 +46,15 @@ class Trainer:
         self.steps_per_epoch = max(1, self.task.num_train_examples // batch)
         self.total_steps = config.train_steps or max(
             1, int(round(config.epochs * self.steps_per_epoch)))
+        self.unfreeze_step = int(round(config.freeze_backbone_epochs * self.steps_per_epoch))
         self._check_batch_fits_replicas()
+        # Pretrained weights are read and checked now, before anything is written, and only
+        # for a run that will start at step 0: a resumed run restores its checkpoint.
+        self._initializer = (self.task.initializer()
+                             if self.run_dir.latest_checkpoint() is None else None)
         self._build(batch)
         self._train_fn = self._eval_fn = None
+        self._frozen = False
         self._iterator, self._iterator_step = None, None   # reused while steps line up
 
     @property
@@ -75,6 +81,10 @@ class Trainer:
             if self.policy == "mixed_float16":
                 opt = tf_keras.mixed_precision.LossScaleOptimizer(opt)
             self.optimizer = opt
+            # Slots and EMA for every variable that is ever trained, frozen backbone
+            # included: tf_keras builds an optimizer once, so variables that became trainable
+            # later (at the unfreeze step) would have no slots, and the checkpoint layout
+            # would change across the unfreeze point.
             optimizer_lib.inner_optimizer(opt).build(self.model.trainable_variables)
         self.checkpoints = Checkpoints(self.model, self.optimizer, self.run_dir, self.strategy,
                                        self.config.keep_checkpoints)
@@ -86,6 +96,32 @@ class Trainer:
     def restore(self) -> int:
         """Restores the newest checkpoint of model_dir, if any; returns the step."""
         return self.checkpoints.restore()
+
+    def restore_or_initialize(self) -> int:
+        """The newest checkpoint if there is one, else the task's pretrained weights (with the
+        EMA restarted from them); returns the step."""
+        resumed = self.run_dir.latest_checkpoint() is not None
+        step = self.checkpoints.restore(self.progress.warn)
+        if not resumed and self._initializer is not None:
+            line = self._initializer(self.model)
+            ema.reset_averages(self.model, self.optimizer)
+            self.progress.say(line)
+        self._initializer = None
+        return step
+
+    # ---- freezing -----------------------------------------------------------------------
+    def frozen_at(self, step: int) -> bool:
+        return step < self.unfreeze_step
+
+    def _set_frozen(self, frozen: bool):
+        """Freezes/unfreezes the task's backbone layers; the step function is retraced, since
+        the set of trained variables is fixed when it is traced."""
+        if frozen == self._frozen:
+            return
+        for layer in self.task.backbone_layers(self.model):
+            layer.trainable = not frozen
+        self._frozen = frozen
+        self._train_fn = None
 
     def save_checkpoint(self):
         self.checkpoints.save()
@@ -153,7 +189,8 @@ class Trainer:
     def _next_chunk(self, step: int, end: int) -> int:
         """Steps until the next log, checkpoint, evaluation or the end (at most a loop)."""
         c = self.config
-        return min(c.steps_per_loop, end - step, _to_next(step, c.log_every_steps),
+        to_unfreeze = self.unfreeze_step - step if step < self.unfreeze_step else end - step
+        return min(c.steps_per_loop, end - step, to_unfreeze, _to_next(step, c.log_every_steps),
                    _to_next(step, c.checkpoint_every_steps),
                    _to_next(step, c.eval_every_steps) if c.eval_every_steps else end - step)
 
@@ -166,8 +203,6 @@ class Trainer:
     def train(self, max_steps: Optional[int] = None, stop_flag=None) -> int:
         """Trains from the current step to the end (or `max_steps` more); returns the step."""
         config = self.config
-        if self._train_fn is None:
-            self._train_fn = self._build_train_fn()
         start = step = self.step
         end = self.total_steps if max_steps is None else min(self.total_steps,
                                                              start + max_steps)
@@ -175,6 +210,12 @@ class Trainer:
         window = _Window(start)
         while step < end:
             n = self._next_chunk(step, end)
+            if self.frozen_at(step) != self._frozen:
+                if self._frozen:
+                    self.progress.say(f"step {step}: backbone unfrozen")
+                self._set_frozen(self.frozen_at(step))
+            if self._train_fn is None:
+                self._train_fn = self._build_train_fn()
             window.add(self._train_fn(iterator, tf.constant(n, tf.int32)))
             step += n
             self._iterator_step = step
@@ -208,6 +249,7 @@ class Trainer:
     def save_final(self, result: Dict) -> str:
         """Writes model_dir/final (EMA weights) atomically; returns its path."""
         target = None if self.is_chief else self.checkpoints.scratch + "_final"
+        self._set_frozen(False)        # final/model.keras is saved with every layer trainable
 
         def save_model(path):
             with ema.ema_weights(self.model, self.optimizer):
@@ -225,11 +267,13 @@ class Trainer:
                                       allow_changes=self.config.allow_changed_settings)
         if self.is_chief:
             self.run_dir.clean_leftovers()
-        start = self.checkpoints.restore(self.progress.warn)
+        start = self.restore_or_initialize()
         self.progress.say(
             f"{self.model.name} {self.model_config.alpha} {self.task.describe_data()}; "
             f"{self.strategy.num_replicas_in_sync} replica(s), global batch "
             f"{self.config.global_batch_size}, {self.total_steps} steps"
+            + (f"; backbone frozen until step {self.unfreeze_step}"
+               if self.unfreeze_step else "")
             + (f"; resumed at step {start}" if start else ""))
         with SigtermFlag() as flag:
             step = self.train(stop_flag=flag)

@@ -34,6 +34,7 @@ EVAL_FILE = "eval.json"
 # Settings a resume must keep (record key -> the train.py flag that sets it).
 RESUME_SETTINGS = {"global_batch_size": "batch_size", "seed": "seed",
                    "label_smoothing": "label_smoothing",
+                   "freeze_backbone_epochs": "freeze_backbone_epochs",
                    "schedule.base_learning_rate": "base_learning_rate",
                    "schedule.base_batch_size": "base_batch_size",
                    "schedule.warmup_epochs": "warmup_epochs",

@@ -5,7 +5,7 @@ segmentation) is a new Task, not an edit to the loop.
 """
 
 import abc
-from typing import Dict, List, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
 import tensorflow as tf
 import tf_keras
@@ -69,6 +69,20 @@ class Task(abc.ABC):
     @abc.abstractmethod
     def format_values(self, values: Dict[str, float]) -> str:
         """The task's part of a progress line, e.g. "loss 0.5  top1 0.812"."""
+
+    def initializer(self) -> Optional[Callable[[tf_keras.Model], str]]:
+        """Pretrained weights for a run that starts at step 0, or None (random init).
+
+        Called before anything is written and only when model_dir has no checkpoint, so it
+        should read and check its files now (errors surface early) and return a function
+        that loads them into the built model and returns a line for the log. A resumed run
+        restores its checkpoint instead and never calls it.
+        """
+        return None
+
+    def backbone_layers(self, model) -> List[tf_keras.layers.Layer]:
+        """The layers `freeze_backbone_epochs` freezes (trainable=False)."""
+        return []
 
     def describe_data(self) -> str:
         return ""

@@ -95,6 +95,15 @@ def assign(model: tf_keras.Model, config: ModelConfig, source: SourceWeights) ->
     shapes = [(e.shape, e.kind) for e in entries]
     if not detect_lib.fits(shapes, slots):
         raise _mismatch(source, slots, bound, config, entries)
+    write(bound, entries, source)
+    return {"source": source.origin, "format": source.fmt, "layers": len(bound),
+            "background_dropped": bool(config.include_top and config.classes == 1000
+                                       and source.entries[-1].shape[-1] == 1001),
+            "bn_folded": source.bn_folded}
+
+
+def write(bound: List[plan_lib.Bound], entries: List[Entry], source: SourceWeights) -> None:
+    """Writes `entries` into the layers of `bound`, pairwise (shapes already checked)."""
     for b, entry in zip(bound, entries):
         kernel = entry.kernel.astype(np.float32)
         if b.slot.has_bn:
@@ -104,7 +113,3 @@ def assign(model: tf_keras.Model, config: ModelConfig, source: SourceWeights) ->
                               for v in _batch_norm_values(entry, source, b.bn)])
         else:
             b.conv.set_weights([kernel, _bias(entry, source, b.slot).astype(np.float32)])
-    return {"source": source.origin, "format": source.fmt, "layers": len(bound),
-            "background_dropped": bool(config.include_top and config.classes == 1000
-                                       and source.entries[-1].shape[-1] == 1001),
-            "bn_folded": source.bn_folded}
