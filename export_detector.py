@@ -76,7 +76,7 @@ def _images(run_dir, config, count_train, count_eval):
         train = [data_lib.eval_preprocess(source.train_element(i)[0], size).numpy()
                  for i in range(min(count_train, source.num_train))]
     else:
-        train = [data_lib.eval_preprocess(data_lib.decode_image(ex[0]), size).numpy()
+        train = [data_lib.eval_preprocess(data_lib._as_image(ex[0]), size).numpy()
                  for ex in source.train_stream(0, None).take(count_train)]
     held = [data_lib.eval_preprocess(ex[0], size).numpy()
             for ex in source.eval_examples().take(count_eval)]

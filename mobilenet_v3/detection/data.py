@@ -200,7 +200,7 @@ def _coco_examples(b, split: str, shuffle_seed=None, input_context=None):
     import tensorflow_datasets as tfds
     read_config = tfds.ReadConfig(shuffle_seed=shuffle_seed, input_context=input_context)
     ds = b.as_dataset(split=split, shuffle_files=shuffle_seed is not None,
-                      read_config=read_config, decoders={"image": tfds.decode.SkipDecoding()})
+                      read_config=read_config)
 
     def convert(ex):
         objects = ex["objects"]
@@ -219,13 +219,12 @@ def _count(b, split):
         n = 0
     if n:
         return n
-    ds = b.as_dataset(split=split, decoders={"image": tfds_skip()})
-    return int(ds.reduce(0, lambda n, _: n + 1))
+    return int(b.as_dataset(split=split).reduce(0, lambda n, _: n + 1))
 
 
-def tfds_skip():
-    import tensorflow_datasets as tfds
-    return tfds.decode.SkipDecoding()
+def _as_image(image):
+    """Streamed sources give decoded uint8 images (tfds) or encoded bytes."""
+    return decode_image(image) if image.dtype == tf.string else image
 
 
 def _coco_source(config: DetectionDataConfig) -> DetectionSource:
@@ -233,7 +232,7 @@ def _coco_source(config: DetectionDataConfig) -> DetectionSource:
     names = tuple(b.info.features["objects"]["label"].names)
 
     def decoded(ds):
-        return ds.map(lambda img, bx, c, i: (decode_image(img), bx, c, i),
+        return ds.map(lambda img, bx, c, i: (_as_image(img), bx, c, i),
                       num_parallel_calls=tf.data.AUTOTUNE)
     return DetectionSource(
         "coco/2017", names, _count(b, "train"), _count(b, "validation"), COCO_MAX_BOXES,
@@ -343,7 +342,7 @@ def train_dataset(source: DetectionSource, config: DetectionDataConfig, detector
         stream = stream.shuffle(config.shuffle_buffer, seed=seed + start_step)
         first = start_step * global_batch_size
         ds = stream.enumerate(first).map(
-            lambda p, ex: (decode_image(ex[0]), (ex[1], ex[2]), p),
+            lambda p, ex: (_as_image(ex[0]), (ex[1], ex[2]), p),
             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         ds = ds.ignore_errors(log_warning=True)
         ds = _count_skipped(ds, first, 1)
