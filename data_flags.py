@@ -10,8 +10,12 @@ FLAGS = flags.FLAGS
 
 def define(dataset_default, dataset_help: str, training: bool):
     """Defines the data flags; the training-only ones (synthetic sizes, crop, shuffle) too."""
-    flags.DEFINE_enum("dataset", dataset_default, ["synthetic", "image_folder", "imagenet"],
-                      dataset_help)
+    flags.DEFINE_enum("dataset", dataset_default, ["synthetic", "image_folder", "imagenet",
+                                                   "coco_json", "coco"],
+                      dataset_help + " Detection (--task=detection): synthetic, coco_json "
+                      "(--detection_folder) or tfds coco/2017.")
+    flags.DEFINE_string("detection_folder", None, "Detection: a folder with annotations.json "
+                        "(COCO format) and images/ (--dataset=coco_json).")
     flags.DEFINE_string("image_folder", None, "Root of an image folder <root>/<class>/*.jpg "
                         "(--dataset=image_folder).")
     flags.DEFINE_float("held_out_fraction", 0.1, "Image folder: fraction held out per class.")
@@ -44,3 +48,15 @@ def data_config(image_size: int, seed: int):
                       held_out_fraction=FLAGS.held_out_fraction, data_dir=FLAGS.data_dir,
                       manual_dir=FLAGS.manual_dir,
                       imagenet_classes=int(FLAGS.imagenet_classes), **extra)
+
+
+def detection_data_config(image_size: int, seed: int):
+    """The DetectionDataConfig the flags describe (--task=detection)."""
+    from mobilenet_v3.detection.data import DetectionDataConfig
+    extra = {name: FLAGS[name].value for name in (
+        "synthetic_train_examples", "synthetic_eval_examples") if name in FLAGS}
+    return DetectionDataConfig(source=FLAGS.dataset, image_size=image_size, seed=seed,
+                               num_classes=FLAGS.num_classes,
+                               detection_folder=FLAGS.detection_folder,
+                               held_out_fraction=FLAGS.held_out_fraction,
+                               data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, **extra)

@@ -24,6 +24,7 @@ setup(
         "absl-py>=1.2,<2",
         "numpy>=1.26,<3",
         "matplotlib>=3.8",
+        "pycocotools>=2.0.8,<3",    # COCO mAP for the SSDLite detector
     ],
     extras_require={"test": ["pytest>=8"]},
 )

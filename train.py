@@ -19,7 +19,11 @@ import data_flags
 FLAGS = flags.FLAGS
 
 # Model
+flags.DEFINE_enum("task", "classification", ["classification", "detection"],
+                  "classification, or SSDLite object detection (paper 6.3).")
 flags.DEFINE_enum("model", "large", ["large", "small"], "MobileNetV3 variant.")
+flags.DEFINE_bool("reduced_tail", False, "Halve the channels between C4 and C5 (the paper's "
+                  "detection backbone, Table 6 dagger).")
 flags.DEFINE_float("alpha", 1.0, "Width multiplier.")
 flags.DEFINE_bool("minimalistic", False, "3x3 kernels, ReLU, no SE (TF-Slim's variant).")
 flags.DEFINE_integer("resolution", 224, "Input resolution (square).")
@@ -89,9 +93,12 @@ def config_from_flags():
         model_dir=FLAGS.model_dir,
         model=ModelConfig.from_flat(name=FLAGS.model, alpha=FLAGS.alpha,
                                     minimalistic=FLAGS.minimalistic, dropout_rate=FLAGS.dropout,
+                                    reduced_tail=FLAGS.reduced_tail,
                                     weight_decay=FLAGS.weight_decay,
                                     bn_momentum=FLAGS.bn_momentum),
-        data=data_flags.data_config(FLAGS.resolution, FLAGS.seed),
+        data=(data_flags.detection_data_config(FLAGS.resolution, FLAGS.seed)
+              if FLAGS.task == "detection" else
+              data_flags.data_config(FLAGS.resolution, FLAGS.seed)),
         schedule=ScheduleConfig(base_learning_rate=FLAGS.base_learning_rate,
                                 base_batch_size=FLAGS.base_batch_size,
                                 warmup_epochs=FLAGS.warmup_epochs,
@@ -135,7 +142,11 @@ def main(argv):
     from mobilenet_v3.data.imagenet import DatasetNotPreparedError
     import tensorflow as tf
     try:
-        result = trainer.Trainer(config).run()
+        task = None
+        if FLAGS.task == "detection":
+            from mobilenet_v3.detection.task import DetectionTask
+            task = DetectionTask(config)
+        result = trainer.Trainer(config, task=task).run()
     except (DatasetNotPreparedError, ValueError) as e:
         print(f"train.py: {e}", file=sys.stderr)
         return 1
@@ -147,6 +158,11 @@ def main(argv):
         return 1
     if result.get("preempted"):
         return trainer.PREEMPTED_EXIT_CODE
+    if FLAGS.task == "detection":
+        print(f"final (EMA weights: {result['ema']}): COCO mAP {result['mAP']:.4f}  "
+              f"mAP@.5 {result['mAP50']:.4f} on {result['examples']} held-out images; model "
+              f"saved to {config.model_dir}/final", flush=True)
+        return 0
     print(f"final (EMA weights: {result['ema']}): top-1 {result['top1']:.4f}  "
           f"top-5 {result['top5']:.4f} on {result['examples']} held-out images; model saved "
           f"to {config.model_dir}/final", flush=True)

@@ -26,6 +26,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     flags.DEFINE_integer("classes", 1000, "Number of classes (1001 with background).",
                          flag_values=fv)
     flags.DEFINE_enum("format", "table", ["table", "json"], "Output format.", flag_values=fv)
+    flags.DEFINE_enum("head", "classifier", ["classifier", "ssdlite"],
+                      "classifier, or the SSDLite detector (--classes counts the background "
+                      "slot: 91 for COCO).", flag_values=fv)
+    flags.DEFINE_boolean("reduced_tail", False, "Halve the channels between C4 and C5 (the "
+                         "paper's detection variant, Table 6 dagger).", flag_values=fv)
     try:
         fv(list(argv if argv is not None else sys.argv))
     except flags.Error as e:
@@ -43,7 +48,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    summary = summarize(config)
+    if fv.head == "ssdlite":
+        from mobilenet_v3.analysis.detection_table import summarize_detector
+        from mobilenet_v3.modeling.heads.ssdlite import DetectorConfig
+        try:
+            detector = DetectorConfig.create(
+                classes=fv.classes, name=fv.model, alpha=fv.alpha,
+                input_shape=(fv.resolution, fv.resolution, 3), minimalistic=fv.minimalistic,
+                reduced_tail=fv.reduced_tail, include_preprocessing=False)
+            detector.validate()
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        summary = summarize_detector(detector)
+    else:
+        config = config.replace(reduced_tail=fv.reduced_tail)
+        summary = summarize(config)
     if fv.format == "json":
         print(json.dumps(summary, indent=2))
     else:

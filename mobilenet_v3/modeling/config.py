@@ -21,6 +21,7 @@ class BackboneConfig:
     name: str = "large"                 # 'large' or 'small'
     alpha: float = 1.0                  # width multiplier
     minimalistic: bool = False          # 3x3 kernels, ReLU, no SE (TF-Slim)
+    reduced_tail: bool = False          # channels between C4 and C5 halved (detection, paper †)
 
     def validate(self) -> None:
         specs.get_arch(self.name)
@@ -31,7 +32,8 @@ class BackboneConfig:
     @property
     def arch(self) -> specs.ArchSpec:
         spec = specs.get_arch(self.name)
-        return specs.minimalistic(spec) if self.minimalistic else spec
+        spec = specs.minimalistic(spec) if self.minimalistic else spec
+        return specs.reduced_tail(spec) if self.reduced_tail else spec
 
     @property
     def scaled_arch(self) -> specs.ScaledArch:
@@ -137,6 +139,8 @@ class ModelConfig:
         for part in _PARTS:
             flat.update(dataclasses.asdict(getattr(self, part)))
         flat["input_shape"] = list(flat["input_shape"])
+        if not flat["reduced_tail"]:   # records of runs from before the field stay equal
+            del flat["reduced_tail"]
         return flat
 
     def replace(self, **fields) -> "ModelConfig":

@@ -1,0 +1,193 @@
+"""SSDLite detection (issue 13): cost model vs Table 6, anchors, targets, loss, data, export."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mobilenet_v3 import specs
+from mobilenet_v3.analysis import cost as cost_lib
+from mobilenet_v3.detection import boxes as box_lib, data as data_lib
+from mobilenet_v3.detection.task import detection_losses, focal_loss_sum
+from mobilenet_v3.modeling.heads.ssdlite import DetectorConfig, build_ssdlite
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Paper Table 6 (PAPER.md): params (M), MAdds (B) at 320x320, 91 class slots.
+TABLE_6 = [("large", True, 3.22, 0.51), ("large", False, 4.97, 0.62),
+           ("small", True, 1.77, 0.16), ("small", False, 2.49, 0.21)]
+
+
+def test_reduced_tail_halves_channels_between_c4_and_c5():
+    large = specs.scale_arch(specs.reduced_tail(specs.LARGE), 1.0)
+    b = {blk.index: blk for blk in large.blocks}
+    assert (b[12].exp, b[12].out) == (672, 112)          # before C4: unchanged
+    assert (b[13].exp, b[13].out) == (672, 80)           # C4 = its expansion, kept
+    assert (b[14].exp, b[14].out, b[15].exp) == (480, 80, 480)
+    assert large.last_conv_channels == 480
+    small = specs.scale_arch(specs.reduced_tail(specs.SMALL), 1.0)
+    s = {blk.index: blk for blk in small.blocks}
+    assert (s[9].exp, s[9].out, s[10].exp, s[11].out) == (288, 48, 288, 48)
+    assert small.last_conv_channels == 288
+
+
+@pytest.mark.parametrize("name,reduced,params_m,madds_b", [
+    TABLE_6[0]] + [pytest.param(*row, marks=pytest.mark.slow) for row in TABLE_6[1:]])
+def test_cost_model_matches_table_6(name, reduced, params_m, madds_b):
+    config = DetectorConfig.create(classes=91, name=name, reduced_tail=reduced,
+                                   include_preprocessing=False)
+    totals = cost_lib.totals(cost_lib.profile(build_ssdlite(config)))
+    assert totals.weight_params / 1e6 == pytest.approx(params_m, rel=0.05)
+    assert totals.madds / 1e9 == pytest.approx(madds_b, rel=0.05)
+
+
+def test_anchors_follow_ssd_anchor_generator():
+    config = DetectorConfig.create()
+    anchors = box_lib.anchors(config)
+    assert anchors.shape == (2034, 4)          # 20x20x3 + (10x10 + 5x5 + 3x3 + 2x2 + 1) x 6
+    first = anchors[0]                         # lowest layer: (0.1, 1.0) at cell (0, 0)
+    np.testing.assert_allclose(first, [0.025 - 0.05, 0.025 - 0.05, 0.075, 0.075], atol=1e-6)
+    last = anchors[-1]                         # 1x1 layer, interpolated scale sqrt(0.95 * 1)
+    np.testing.assert_allclose(last[2] - last[0], np.sqrt(0.95), atol=1e-5)
+
+
+def test_head_outputs_one_prediction_per_anchor():
+    config = DetectorConfig.create(classes=4, name="small", alpha=0.35, reduced_tail=True,
+                                   input_shape=(96, 96, 3))
+    boxes, logits = build_ssdlite(config).outputs
+    assert boxes.shape[1:] == (len(box_lib.anchors(config)), 4)
+    assert logits.shape[1:] == (len(box_lib.anchors(config)), 4)
+
+
+def test_targets_encode_decode_and_force_match():
+    config = DetectorConfig.create()
+    anchors = tf.constant(box_lib.anchors(config))
+    gt = tf.constant([[0.1, 0.2, 0.5, 0.45], [0.70, 0.70, 0.72, 0.71], [0, 0, 0, 0]])
+    classes = tf.constant([3, 1, 0])
+    cls, codes = box_lib.assign_targets(gt, classes, anchors, config.ssd.box_scales)
+    # the tiny box overlaps no anchor by 0.5 but is force-matched to exactly one
+    assert int(tf.reduce_sum(tf.cast(cls == 1, tf.int32))) == 1
+    assert int(tf.reduce_sum(tf.cast(cls == 3, tf.int32))) >= 1
+    decoded = box_lib.decode(codes, anchors, config.ssd.box_scales)
+    for c, box in ((3, gt[0]), (1, gt[1])):
+        np.testing.assert_allclose(tf.boolean_mask(decoded, cls == c).numpy(),
+                                   np.tile(box.numpy(), (int(tf.reduce_sum(
+                                       tf.cast(cls == c, tf.int32))), 1)), atol=1e-5)
+
+
+def test_focal_loss_values():
+    logits = tf.constant([[2.0, -1.0]])
+    targets = tf.constant([[1.0, 0.0]])
+    p = 1 / (1 + np.exp(-np.array([2.0, -1.0])))
+    expected = 0.75 * (1 - p[0]) ** 2 * -np.log(p[0]) + 0.25 * p[1] ** 2 * -np.log(1 - p[1])
+    assert float(focal_loss_sum(logits, targets)) == pytest.approx(expected, rel=1e-5)
+    # background anchors (class 0) have all-zero targets; box loss only on matched anchors
+    cls, loc, matches = detection_losses(tf.ones([1, 2, 4]), tf.zeros([1, 2, 3]),
+                                         tf.constant([[0, 2]]), tf.zeros([1, 2, 4]))
+    assert float(matches) == 1.0 and float(loc) == pytest.approx(4 * 0.5 / 4)
+
+
+def test_augment_is_seeded_and_keeps_boxes_valid():
+    image, boxes, classes = data_lib.synthetic.make_example(5, 0, 3, 96)
+    seed = tf.constant([0, 17], tf.int64)
+    a = data_lib.augment(image, boxes, classes, seed, 64)
+    b = data_lib.augment(image, boxes, classes, seed, 64)
+    np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
+    kept = a[2].numpy() > 0
+    assert a[0].shape == (64, 64, 3)
+    assert np.all(a[1].numpy()[kept] >= 0) and np.all(a[1].numpy()[kept] <= 1)
+    assert np.all(a[1].numpy()[kept][:, 2] > a[1].numpy()[kept][:, 0])
+    others = [data_lib.augment(image, boxes, classes, tf.constant([0, s], tf.int64), 64)[1]
+              for s in range(5)]
+    assert any(not np.allclose(o.numpy(), a[1].numpy()) for o in others)
+
+
+def _folder(tmp_path, annotations, image_size=(40, 30)):
+    from PIL import Image
+    (tmp_path / "images").mkdir()
+    Image.new("RGB", image_size).save(tmp_path / "images" / "a.jpg")
+    text = annotations if isinstance(annotations, str) else json.dumps(annotations)
+    (tmp_path / "annotations.json").write_text(text)
+    return str(tmp_path)
+
+
+GOOD = {"images": [{"id": 1, "file_name": "a.jpg", "width": 40, "height": 30}],
+        "categories": [{"id": 7, "name": "cat"}, {"id": 9, "name": "dog"}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 9, "bbox": [4, 3, 20, 15]}]}
+
+
+def test_coco_json_folder_reads_boxes(tmp_path):
+    files, boxes, classes, ids, names = data_lib.read_annotations(_folder(tmp_path, GOOD))
+    assert names == ("cat", "dog") and list(ids) == [1]
+    np.testing.assert_allclose(boxes[0, 0], [0.1, 0.1, 0.6, 0.6])
+    assert classes[0, 0] == 2
+
+
+@pytest.mark.parametrize("change,message", [
+    ("{not json", "not valid JSON"),
+    ({"annotations": [dict(GOOD["annotations"][0], bbox=[30, 3, 20, 15])]}, "outside image"),
+    ({"annotations": [dict(GOOD["annotations"][0], category_id=3)]}, "unknown category_id 3"),
+])
+def test_bad_annotations_are_named(tmp_path, change, message):
+    annotations = change if isinstance(change, str) else {**GOOD, **change}
+    with pytest.raises(data_lib.AnnotationError, match=message):
+        data_lib.read_annotations(_folder(tmp_path, annotations))
+
+
+@pytest.mark.slow
+def test_train_script_refuses_bad_annotations(tmp_path):
+    bad = {**GOOD, "annotations": [dict(GOOD["annotations"][0], category_id=3)]}
+    run = subprocess.run(
+        [sys.executable, "train.py", "--task=detection", "--dataset=coco_json",
+         f"--detection_folder={_folder(tmp_path, bad)}", f"--model_dir={tmp_path / 'run'}"],
+        cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
+        timeout=300)
+    assert run.returncode == 1
+    assert "unknown category_id 3" in run.stderr and "Traceback" not in run.stderr
+
+
+@pytest.mark.slow
+def test_tfds_coco_on_mock_data():
+    import tensorflow_datasets as tfds
+    config = data_lib.DetectionDataConfig(source="coco", image_size=64)
+    detector = DetectorConfig.create(classes=81, name="small", alpha=0.35,
+                                     input_shape=(64, 64, 3))
+    with tfds.testing.mock_data(num_examples=4):
+        source = data_lib.open_source(config)
+        assert source.num_classes == 80 and source.num_train == 4
+        ds = data_lib.train_dataset(source, config, detector, 2,
+                                    tf.distribute.InputContext())
+        images, cls, codes, skipped = next(iter(ds))
+    assert images.shape == (2, 64, 64, 3) and cls.shape == (2, len(box_lib.anchors(detector)))
+    assert codes.shape[-1] == 4 and int(tf.reduce_max(cls)) <= 80
+
+
+@pytest.mark.slow
+def test_export_runs_in_litert_and_agrees_with_keras():
+    from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from mobilenet_v3.export import detection as exporter
+    config = DetectorConfig.create(classes=3, name="small", alpha=0.35, reduced_tail=True,
+                                   input_shape=(64, 64, 3), include_preprocessing=False)
+    tf.keras.utils.set_random_seed(0)
+    model = build_ssdlite(config)
+    images = np.random.RandomState(0).uniform(-1, 1, (8, 64, 64, 3)).astype(np.float32)
+    calibrate_batch_norm(model, images)
+    for fmt, form in (("float32", "fused"), ("int8", "unfused")):
+        graph = exporter.inference_model(model, config, form)
+        tflite = exporter.convert(graph, config, fmt, lambda: iter(images))
+        described = exporter.describe(tflite, fmt)
+        assert described["op_histogram"][exporter.POSTPROCESS_OP] == 1
+        ours = exporter.run(tflite, images[:4])
+        assert ours[0]["boxes"].shape == (100, 4) and ours[0]["count"] > 0
+        score = 0.5 * float(np.median([r["scores"][0] for r in ours]))
+        agreement = exporter.agreement(ours, exporter.keras_detections(graph, config,
+                                                                       images[:4]), score)
+        assert agreement["reference_detections"] > 0
+        if fmt == "float32":
+            assert agreement["recall"] == 1.0 and agreement["max_box_diff"] < 1e-4
+        else:
+            assert described["xnnpack_partitions"] <= 4
