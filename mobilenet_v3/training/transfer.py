@@ -21,7 +21,7 @@ which also runs its BatchNorm in inference mode: statistics and weights stay as 
 import dataclasses
 import os
 import re
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import numpy as np
 import tensorflow as tf
