@@ -132,6 +132,9 @@ def main(argv):
     try:
         config = config_from_flags()
         config.validate()
+        if FLAGS.task == "detection" and FLAGS.init_weights:
+            raise ValueError("--init_weights is not supported with --task=detection yet "
+                             "(the detector's backbone starts from random weights)")
     except ValueError as e:
         print(f"train.py: {e}", file=sys.stderr)
         return 1
