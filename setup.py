@@ -26,5 +26,5 @@ setup(
         "matplotlib>=3.8",
         "pycocotools>=2.0.8,<3",    # COCO mAP for the SSDLite detector
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
 )

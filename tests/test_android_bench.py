@@ -13,6 +13,9 @@ import pytest
 from android_bench import bench, output_format
 from android_bench.device import DeviceError, taskset_mask
 
+# Its module-scoped fixtures are built once: keep the file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("android_bench")
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 FAKE = os.path.join(HERE, "fake_phone")
 PIXEL_PROPS = {"ro.product.model": "Pixel 2", "ro.product.manufacturer": "Google",

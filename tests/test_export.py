@@ -17,6 +17,9 @@ from mobilenet_v3.training import Trainer
 
 from conftest import tiny_train_config
 
+# Its module-scoped fixtures are built once: keep the file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("export")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+# Its module-scoped fixtures are built once: keep the file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("host_benchmarks")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

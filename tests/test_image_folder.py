@@ -1,4 +1,5 @@
 import os
+import re
 
 import numpy as np
 import pytest
@@ -56,6 +57,18 @@ def test_clear_errors_for_unusable_folders(tmp_path):
     os.makedirs(tmp_path / "empty_class")
     with pytest.raises(ValueError, match="no .jpg"):
         image_folder.scan(str(tmp_path))
+
+
+
+def test_degenerate_folders_are_refused(tmp_path):
+    from test_train_script import _degenerate_folders
+    from mobilenet_v3.data import pipeline
+    for args, message in _degenerate_folders(tmp_path):
+        root = args[1].split("=", 1)[1]
+        config = pipeline.DataConfig(source="image_folder", image_folder=root, image_size=32,
+                                     held_out_fraction=0.1)   # train.py's default
+        with pytest.raises(ValueError, match=re.escape(message)):
+            pipeline.open_source(config)
 
 
 @pytest.mark.skipif(not os.path.isdir(SHARED_CIFAR),

@@ -14,6 +14,9 @@ import tensorflow_datasets as tfds
 
 from mobilenet_v3.data import imagenet, pipeline
 
+# Its module-scoped fixtures are built once: keep the file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("imagenet")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYNSETS = ("n01440764", "n01443537", "n01484850")   # tfds label ids 0, 1, 2
 

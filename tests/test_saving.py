@@ -6,6 +6,9 @@ from mobilenet_v3 import ModelConfig
 
 from conftest import calibrated_model
 
+# Its module-scoped fixtures are built once: keep the file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("saving")
+
 
 @pytest.fixture(scope="module")
 def model():

@@ -7,6 +7,9 @@ from mobilenet_v3.bench import timing as tflite_timing
 from mobilenet_v3 import ModelConfig, build_model
 from mobilenet_v3.export import convert as conversion
 
+# Its module-scoped fixtures are built once: keep the file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("tflite_timing")
+
 
 @pytest.fixture(scope="module")
 def tiny_models():

@@ -17,6 +17,9 @@ from mobilenet_v3.weights.convert import write_folder
 
 from conftest import calibrated_model, tiny_train_config
 
+# Its module-scoped fixtures are built once: keep the file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("transfer")
+
 SOURCE = dict(name="small", alpha=0.35, input_shape=(32, 32, 3), include_preprocessing=False,
               classifier_activation=None)
 

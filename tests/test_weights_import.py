@@ -15,6 +15,9 @@ from mobilenet_v3.bench.calibration import calibrate_batch_norm
 from mobilenet_v3 import MobileNetV3Large, MobileNetV3Small, ModelConfig, build_model, weights
 from mobilenet_v3.export import convert as conversion
 
+# Its module-scoped fixtures are built once: keep the file on one xdist worker.
+pytestmark = pytest.mark.xdist_group("weights_import")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SIZE = 64
 KERAS_APPS = {"large": tf_keras.applications.MobileNetV3Large,
