@@ -171,8 +171,13 @@ def low_level_block(config: ModelConfig) -> int:
     return index
 
 
-def build_segmenter(config: SegmenterConfig) -> tf_keras.Model:
-    """image -> per-pixel class logits [B, H, W, classes] at the input resolution."""
+def build_segmenter(config: SegmenterConfig, pool_as_depthwise: bool = False) -> tf_keras.Model:
+    """image -> per-pixel class logits [B, H, W, classes] at the input resolution.
+
+    pool_as_depthwise: LR-ASPP's (non-global) average pool as a frozen depthwise conv with
+    weights 1/(kh*kw): the same values, but XNNPACK runs it in int8 (it does not take an
+    int8 AVERAGE_POOL_2D, which would split the graph); used for int8 export only.
+    """
     config.validate()
     model_config, seg = config.model, config.seg
     batch_norm, regularizer = batch_norm_factory(model_config), kernel_regularizer(model_config)
@@ -203,6 +208,12 @@ def build_segmenter(config: SegmenterConfig) -> tf_keras.Model:
         (kh, kw), (sh, sw) = pool_geometry(height, width, os_, seg)
         if (kh, kw) == (fh, fw):
             gate = layers.GlobalAveragePooling2D(keepdims=True, name=PREFIX + "pool")(features)
+        elif pool_as_depthwise:
+            pool = layers.DepthwiseConv2D(
+                (kh, kw), (sh, sw), padding="valid", use_bias=False, trainable=False,
+                depthwise_initializer=tf_keras.initializers.Constant(1.0 / (kh * kw)),
+                name=PREFIX + "pool")
+            gate = pool(features)
         else:
             gate = layers.AveragePooling2D((kh, kw), (sh, sw), padding="valid",
                                            name=PREFIX + "pool")(features)
