@@ -6,7 +6,7 @@ latency of float32 and int8 TFLite files at a phone-like resolution.
 Builds, with random weights (latency does not depend on their values) and 19 classes:
 LR-ASPP(128) on the RF2 backbone (the paper's), LR-ASPP(128) on the full last stage, and
 R-ASPP(256) on the full last stage (Table 7's baseline), all at output stride 16; exports
-float32 and int8 (PTQ on random images, the int8 pool as a depthwise conv so XNNPACK takes it)
+float32 and int8 (BN statistics calibrated on random images, PTQ on them, the int8 pool as a depthwise conv so XNNPACK takes it)
 and times all files interleaved in one process, one thread pinned to one core
 (mobilenet_v3.bench.timing; minimum of rounds).
 """
@@ -35,6 +35,7 @@ def main(_):
     from mobilenet_v3.analysis import tflite_inspect
     from mobilenet_v3.analysis import cost as cost_lib
     from mobilenet_v3.bench import timing
+    from mobilenet_v3.bench.calibration import calibrate_batch_norm
     from mobilenet_v3.modeling.heads.lraspp import SegmenterConfig, build_segmenter
     from mobilenet_v3.segmentation import export as exporter
     h, w = (int(v) for v in FLAGS.resolution.lower().split("x"))
@@ -49,6 +50,10 @@ def main(_):
         for fmt in ("float32", "int8"):
             form = "fused" if fmt == "float32" else "unfused"
             graph = exporter.inference_model(None, config, form)
+            # BN statistics from real passes: with the initial ones, int8 PTQ of random
+            # weights gets degenerate scales that XNNPACK refuses (20 partitions measured;
+            # a trained model exports in 1)
+            calibrate_batch_norm(graph, images[:2])
             models[f"{key}_{fmt}"] = exporter.convert(graph, fmt, lambda: iter(images))
             print(f"exported {key}_{fmt}", flush=True)
     for key, data in models.items():

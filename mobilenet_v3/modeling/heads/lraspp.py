@@ -234,7 +234,9 @@ def build_segmenter(config: SegmenterConfig, pool_as_depthwise: bool = False) ->
         branch = conv_bn_relu(features, filters, "aspp0")
         pooled = layers.GlobalAveragePooling2D(keepdims=True, name=PREFIX + "pool")(features)
         pooled = conv_bn_relu(pooled, filters, "pool_conv")
-        pooled = layers.UpSampling2D((fh, fw), name=PREFIX + "pool_broadcast")(pooled)
+        # a bilinear resize of a 1x1 map is a broadcast; XNNPACK takes RESIZE_BILINEAR but
+        # not the RESIZE_NEAREST_NEIGHBOR of UpSampling2D (measured: a second partition)
+        pooled = resize(pooled, (fh, fw), "pool_broadcast")
         x = layers.Concatenate(name=PREFIX + "concat")([pooled, branch])
         x = conv_bn_relu(x, filters, "projection")
         x = layers.Dropout(seg.dropout_rate, name=PREFIX + "dropout")(x)
