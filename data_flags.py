@@ -11,9 +11,15 @@ FLAGS = flags.FLAGS
 def define(dataset_default, dataset_help: str, training: bool):
     """Defines the data flags; the training-only ones (synthetic sizes, crop, shuffle) too."""
     flags.DEFINE_enum("dataset", dataset_default, ["synthetic", "image_folder", "imagenet",
-                                                   "coco_json", "coco"],
+                                                   "coco_json", "coco", "mask_folder",
+                                                   "cityscapes"],
                       dataset_help + " Detection (--task=detection): synthetic, coco_json "
-                      "(--detection_folder) or tfds coco/2017.")
+                      "(--detection_folder) or tfds coco/2017. Segmentation "
+                      "(--task=segmentation): synthetic, mask_folder (--mask_folder) or tfds "
+                      "cityscapes (--manual_dir with the two zips).")
+    flags.DEFINE_string("mask_folder", None, "Segmentation: a folder with images/*.jpg|png and "
+                        "masks/*.png (same names; class ids per pixel, 255 = ignore) "
+                        "(--dataset=mask_folder).")
     flags.DEFINE_string("detection_folder", None, "Detection: a folder with annotations.json "
                         "(COCO format) and images/ (--dataset=coco_json).")
     flags.DEFINE_string("image_folder", None, "Root of an image folder <root>/<class>/*.jpg "
@@ -48,6 +54,18 @@ def data_config(image_size: int, seed: int):
                       held_out_fraction=FLAGS.held_out_fraction, data_dir=FLAGS.data_dir,
                       manual_dir=FLAGS.manual_dir,
                       imagenet_classes=int(FLAGS.imagenet_classes), **extra)
+
+
+def segmentation_data_config(image_size: int, seed: int):
+    """The SegmentationDataConfig the flags describe (--task=segmentation)."""
+    from mobilenet_v3.segmentation.data import SegmentationDataConfig
+    extra = {name: FLAGS[name].value for name in (
+        "synthetic_train_examples", "synthetic_eval_examples") if name in FLAGS}
+    return SegmentationDataConfig(
+        source=FLAGS.dataset, image_size=image_size, seed=seed,
+        num_classes=FLAGS.num_classes if FLAGS["num_classes"].present else None,
+        mask_folder=FLAGS.mask_folder, held_out_fraction=FLAGS.held_out_fraction,
+        data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, **extra)
 
 
 def detection_data_config(image_size: int, seed: int):

@@ -19,11 +19,19 @@ import data_flags
 FLAGS = flags.FLAGS
 
 # Model
-flags.DEFINE_enum("task", "classification", ["classification", "detection"],
-                  "classification, or SSDLite object detection (paper 6.3).")
+flags.DEFINE_enum("task", "classification", ["classification", "detection", "segmentation"],
+                  "classification, SSDLite object detection (paper 6.3), or LR-ASPP semantic "
+                  "segmentation (paper 6.4).")
 flags.DEFINE_enum("model", "large", ["large", "small"], "MobileNetV3 variant.")
 flags.DEFINE_bool("reduced_tail", False, "Halve the channels between C4 and C5 (the paper's "
-                  "detection backbone, Table 6 dagger).")
+                  "detection backbone, Table 6 dagger); with --task=segmentation: RF2, the "
+                  "last stage halved with its expansion (DeepLab's mobilenet_v3_*_seg).")
+flags.DEFINE_enum("seg_head", "lraspp", ["lraspp", "raspp"],
+                  "Segmentation head: LR-ASPP (paper Fig. 10) or R-ASPP (MobileNetV2's).")
+flags.DEFINE_integer("seg_filters", None, "Segmentation head width (default: 128 for lraspp, "
+                     "256 for raspp).")
+flags.DEFINE_enum("output_stride", "16", ["8", "16", "32"],
+                  "Segmentation: backbone output stride (16: last stage atrous, the paper's).")
 flags.DEFINE_float("alpha", 1.0, "Width multiplier.")
 flags.DEFINE_bool("minimalistic", False, "3x3 kernels, ReLU, no SE (TF-Slim's variant).")
 flags.DEFINE_integer("resolution", 224, "Input resolution (square).")
@@ -89,15 +97,20 @@ def config_from_flags():
     from mobilenet_v3.training import TrainConfig
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required (checkpoints and the final model go there)")
+    segmenting = FLAGS.task == "segmentation"
     return TrainConfig(
         model_dir=FLAGS.model_dir,
         model=ModelConfig.from_flat(name=FLAGS.model, alpha=FLAGS.alpha,
                                     minimalistic=FLAGS.minimalistic, dropout_rate=FLAGS.dropout,
-                                    reduced_tail=FLAGS.reduced_tail,
+                                    reduced_tail=FLAGS.reduced_tail and not segmenting,
+                                    rf2=FLAGS.reduced_tail and segmenting,
+                                    output_stride=int(FLAGS.output_stride) if segmenting else 32,
                                     weight_decay=FLAGS.weight_decay,
                                     bn_momentum=FLAGS.bn_momentum),
         data=(data_flags.detection_data_config(FLAGS.resolution, FLAGS.seed)
               if FLAGS.task == "detection" else
+              data_flags.segmentation_data_config(FLAGS.resolution, FLAGS.seed)
+              if FLAGS.task == "segmentation" else
               data_flags.data_config(FLAGS.resolution, FLAGS.seed)),
         schedule=ScheduleConfig(base_learning_rate=FLAGS.base_learning_rate,
                                 base_batch_size=FLAGS.base_batch_size,
@@ -135,6 +148,10 @@ def main(argv):
         if FLAGS.task == "detection" and FLAGS.init_weights:
             raise ValueError("--init_weights is not supported with --task=detection yet "
                              "(the detector's backbone starts from random weights)")
+        if FLAGS.task == "segmentation" and FLAGS.init_weights:
+            raise ValueError("--init_weights is not supported with --task=segmentation (the "
+                             "paper trains LR-ASPP from scratch; the atrous backbone starts "
+                             "from random weights)")
     except ValueError as e:
         print(f"train.py: {e}", file=sys.stderr)
         return 1
@@ -149,6 +166,11 @@ def main(argv):
         if FLAGS.task == "detection":
             from mobilenet_v3.detection.task import DetectionTask
             task = DetectionTask(config)
+        elif FLAGS.task == "segmentation":
+            from mobilenet_v3.modeling.heads.lraspp import SegHeadConfig
+            from mobilenet_v3.segmentation.task import SegmentationTask
+            task = SegmentationTask(config, SegHeadConfig(head=FLAGS.seg_head,
+                                                          filters=FLAGS.seg_filters))
         result = trainer.Trainer(config, task=task).run()
     except (DatasetNotPreparedError, ValueError) as e:
         print(f"train.py: {e}", file=sys.stderr)
@@ -161,6 +183,11 @@ def main(argv):
         return 1
     if result.get("preempted"):
         return trainer.PREEMPTED_EXIT_CODE
+    if FLAGS.task == "segmentation":
+        print(f"final (EMA weights: {result['ema']}): mIoU {result['mIoU']:.4f}  pixel accuracy "
+              f"{result['pixel_accuracy']:.4f} on {result['examples']} held-out images; model "
+              f"saved to {config.model_dir}/final", flush=True)
+        return 0
     if FLAGS.task == "detection":
         print(f"final (EMA weights: {result['ema']}): COCO mAP {result['mAP']:.4f}  "
               f"mAP@.5 {result['mAP50']:.4f} on {result['examples']} held-out images; model "

@@ -61,4 +61,5 @@ def build_backbone(x, config: ModelConfig) -> Backbone:
     x = conv_bn_act(x, arch.last_conv_channels, 1, 1, arch.spec.last_conv_nl,
                     naming.LAST_CONV, batch_norm, regularizer, form)
     by_stride[stride] = x
-    return Backbone(x, {f"C{k}": by_stride[2 ** k] for k in range(1, 6)})
+    # an atrous backbone (output_stride < 32) has no endpoints beyond its output stride
+    return Backbone(x, {f"C{k}": by_stride[2 ** k] for k in range(1, 6) if 2 ** k in by_stride})

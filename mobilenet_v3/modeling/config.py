@@ -22,9 +22,17 @@ class BackboneConfig:
     alpha: float = 1.0                  # width multiplier
     minimalistic: bool = False          # 3x3 kernels, ReLU, no SE (TF-Slim)
     reduced_tail: bool = False          # channels between C4 and C5 halved (detection, paper †)
+    rf2: bool = False                   # last stage halved, its expansion too (segmentation RF2)
+    output_stride: int = 32             # 16 or 8: later rows atrous (segmentation, DeepLab)
 
     def validate(self) -> None:
         specs.get_arch(self.name)
+        if self.output_stride not in specs.OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {specs.OUTPUT_STRIDES}, got "
+                             f"{self.output_stride!r}")
+        if self.rf2 and self.reduced_tail:
+            raise ValueError("rf2 (segmentation) and reduced_tail (detection) are two ways of "
+                             "halving the last stage: choose one")
         if isinstance(self.alpha, bool) or not isinstance(self.alpha, (int, float)) \
                 or not self.alpha > 0:
             raise ValueError(f"alpha must be a number > 0, got {self.alpha!r}")
@@ -33,7 +41,9 @@ class BackboneConfig:
     def arch(self) -> specs.ArchSpec:
         spec = specs.get_arch(self.name)
         spec = specs.minimalistic(spec) if self.minimalistic else spec
-        return specs.reduced_tail(spec) if self.reduced_tail else spec
+        spec = specs.reduced_tail(spec) if self.reduced_tail else spec
+        spec = specs.reduced_last_stage(spec) if self.rf2 else spec
+        return specs.atrous(spec, self.output_stride) if self.output_stride != 32 else spec
 
     @property
     def scaled_arch(self) -> specs.ScaledArch:
@@ -139,8 +149,9 @@ class ModelConfig:
         for part in _PARTS:
             flat.update(dataclasses.asdict(getattr(self, part)))
         flat["input_shape"] = list(flat["input_shape"])
-        if not flat["reduced_tail"]:   # records of runs from before the field stay equal
-            del flat["reduced_tail"]
+        for key, default in (("reduced_tail", False), ("rf2", False), ("output_stride", 32)):
+            if flat[key] == default:   # records of runs from before the field stay equal
+                del flat[key]
         return flat
 
     def replace(self, **fields) -> "ModelConfig":

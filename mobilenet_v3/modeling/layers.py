@@ -126,7 +126,8 @@ def inverted_residual(x, block: ScaledBneck, name: str, batch_norm: BatchNormFac
         x = expanded = conv_bn_act(x, block.exp, 1, 1, block.nl, f"{name}_expand", batch_norm,
                                    regularizer, hard_swish_form)
     x = layers.DepthwiseConv2D(block.kernel, strides=block.stride, padding="same",
-                               use_bias=False, name=f"{name}_depthwise")(x)
+                               dilation_rate=block.dilation, use_bias=False,
+                               name=f"{name}_depthwise")(x)
     x = batch_norm(f"{name}_depthwise_bn")(x)
     x = activation(x, block.nl, f"{name}_depthwise_act", hard_swish_form)
     if block.se_channels:

@@ -32,6 +32,7 @@ class ScaledBneck:
     se_channels: Optional[int]  # squeeze width, None when the row has no SE
     nl: str
     stride: int
+    dilation: int = 1   # atrous rate of the depthwise conv (segmentation backbones)
 
     @property
     def has_expansion(self) -> bool:
@@ -80,7 +81,8 @@ def scale_arch(spec: ArchSpec, alpha: float) -> ScaledArch:
         out = make_divisible(b.out * alpha)
         blocks.append(ScaledBneck(
             index=i, kernel=b.kernel, in_channels=in_channels, exp=exp, out=out,
-            se_channels=make_divisible(exp / 4) if b.se else None, nl=b.nl, stride=b.stride))
+            se_channels=make_divisible(exp / 4) if b.se else None, nl=b.nl, stride=b.stride,
+            dilation=b.dilation))
         table_in, in_channels = b.out, out
     head = make_divisible(spec.head_channels * alpha) if alpha > 1.0 else spec.head_channels
     return ScaledArch(

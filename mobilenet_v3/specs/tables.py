@@ -22,6 +22,7 @@ class Bneck:
     se: bool
     nl: str
     stride: int
+    dilation: int = 1   # atrous rate of the depthwise conv (transforms.atrous; 1 in the tables)
 
 
 @dataclasses.dataclass(frozen=True)

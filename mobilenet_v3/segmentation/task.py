@@ -1,0 +1,160 @@
+"""Semantic segmentation as a training Task: LR-ASPP / R-ASPP on MobileNetV3 (paper 6.4).
+
+Loss: softmax cross-entropy per pixel, averaged over the pixels that are not ignored (255).
+Evaluation: the confusion matrix over non-ignored pixels, summed as named metric sums
+("confusion_{true}_{predicted}"), so the loop reduces it over replicas and batches like any
+other sum; mIoU = mean over classes present (in labels or predictions) of
+TP / (TP + FP + FN). The paper trains from scratch: no ImageNet initialisation.
+"""
+
+from typing import Dict, List, Optional
+
+import numpy as np
+import tensorflow as tf
+
+from mobilenet_v3.modeling.heads.lraspp import (SegHeadConfig, SegmenterConfig,
+                                                build_segmenter)
+from mobilenet_v3.segmentation import data as data_lib
+from mobilenet_v3.training.config import TrainConfig
+from mobilenet_v3.training.task import Task
+
+IGNORE = data_lib.IGNORE
+
+
+def confusion_name(true: int, predicted: int) -> str:
+    return f"confusion_{true}_{predicted}"
+
+
+def pixel_loss_sum(logits, masks):
+    """(cross-entropy summed over valid pixels, number of valid pixels)."""
+    valid = tf.not_equal(masks, IGNORE)
+    labels = tf.where(valid, masks, 0)
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    valid = tf.cast(valid, tf.float32)
+    return tf.reduce_sum(ce * valid), tf.reduce_sum(valid)
+
+
+def confusion_matrix(logits, masks, classes: int):
+    """[classes, classes] counts (rows: true class, columns: predicted), ignored pixels out."""
+    predicted = tf.reshape(tf.argmax(logits, -1, output_type=tf.int32), [-1])
+    true = tf.reshape(tf.cast(masks, tf.int32), [-1])
+    valid = tf.not_equal(true, IGNORE)
+    return tf.math.confusion_matrix(tf.boolean_mask(true, valid),
+                                    tf.boolean_mask(predicted, valid),
+                                    num_classes=classes, dtype=tf.float32)
+
+
+def iou_from_confusion(matrix: np.ndarray) -> np.ndarray:
+    """Per-class IoU; NaN for a class absent from both labels and predictions."""
+    matrix = np.asarray(matrix, np.float64)
+    tp = np.diag(matrix)
+    union = matrix.sum(0) + matrix.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, tp / union, np.nan)
+
+
+def mean_iou(matrix: np.ndarray) -> float:
+    iou = iou_from_confusion(matrix)
+    return float(np.nanmean(iou)) if np.isfinite(iou).any() else 0.0
+
+
+class SegmentationTask(Task):
+    """`config.data` is a SegmentationDataConfig; `config.model` the backbone (its classifier
+    fields are ignored; output_stride 16 unless set)."""
+
+    train_metric_names = ("loss", "correct", "pixels", "examples", "skipped")
+
+    def __init__(self, config: TrainConfig, seg: Optional[SegHeadConfig] = None):
+        super().__init__(config)
+        self.data = config.data
+        self.source = data_lib.open_source(self.data)
+        size = self.data.image_size
+        model = config.model.replace(include_top=False, input_shape=(size, size, 3),
+                                     include_preprocessing=False)
+        import dataclasses
+        seg = dataclasses.replace(seg or SegHeadConfig(), classes=self.source.num_classes)
+        self._config = SegmenterConfig(model, seg)
+        self._config.validate()
+        k = seg.classes
+        self.eval_metric_names = ("examples", "pixels") + tuple(
+            confusion_name(i, j) for i in range(k) for j in range(k))
+
+    @property
+    def num_train_examples(self) -> int:
+        return self.source.num_train
+
+    @property
+    def model_config(self) -> SegmenterConfig:
+        return self._config
+
+    def build_model(self):
+        return build_segmenter(self._config)
+
+    def backbone_layers(self, model):
+        return [layer for layer in model.layers if not layer.name.startswith("seg_")]
+
+    def train_dataset(self, input_context, start_step):
+        return data_lib.train_dataset(self.source, self.data, self.config.global_batch_size,
+                                      input_context, start_step)
+
+    def eval_dataset(self, input_context):
+        c = self.config
+        return data_lib.eval_dataset(self.source, self.data,
+                                     c.eval_batch_size or c.global_batch_size, input_context)
+
+    def train_loss_and_metrics(self, model, batch):
+        images, masks, skipped = batch
+        logits = tf.cast(model(images, training=True), tf.float32)
+        ce, valid = pixel_loss_sum(logits, masks)
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        # this replica's share of the global mean over valid pixels (equal shares assumed)
+        loss = ce / tf.maximum(valid, 1.0) / replicas
+        correct = tf.reduce_sum(tf.cast(
+            tf.equal(tf.argmax(logits, -1, output_type=tf.int32), masks), tf.float32)
+            * tf.cast(tf.not_equal(masks, IGNORE), tf.float32))
+        return loss, {"correct": correct, "pixels": valid,
+                      "examples": tf.cast(tf.shape(images)[0], tf.float32),
+                      "skipped": tf.cast(tf.reduce_sum(skipped), tf.float32)}
+
+    def eval_metrics(self, model, batch):
+        images, masks, real = batch
+        logits = tf.cast(model(images, training=False), tf.float32)
+        k = self._config.classes
+        matrix = confusion_matrix(logits, masks, k)
+        sums = {confusion_name(i, j): matrix[i, j] for i in range(k) for j in range(k)}
+        sums["examples"] = tf.reduce_sum(tf.cast(real, tf.float32))
+        sums["pixels"] = tf.reduce_sum(matrix)
+        return sums
+
+    def train_values(self, sums: Dict[str, float], steps: int) -> Dict[str, float]:
+        return {"loss": sums["loss"] / max(steps, 1),
+                "pixel_accuracy": sums["correct"] / max(sums["pixels"], 1.0)}
+
+    def confusion(self, sums: Dict[str, float]) -> np.ndarray:
+        k = self._config.classes
+        return np.array([[sums[confusion_name(i, j)] for j in range(k)] for i in range(k)])
+
+    def eval_values(self, sums: Dict[str, float]) -> Dict[str, float]:
+        matrix = self.confusion(sums)
+        iou = iou_from_confusion(matrix)
+        values = {"mIoU": mean_iou(matrix),
+                  "pixel_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1.0)),
+                  "examples": int(sums["examples"])}
+        for name, v in zip(self.labels(), iou):
+            values[f"IoU/{name}"] = float(v) if np.isfinite(v) else float("nan")
+        return values
+
+    def format_values(self, values: Dict[str, float]) -> str:
+        if "loss" in values:
+            return f"loss {values['loss']:.4f}  pixel acc {values['pixel_accuracy']:.4f}"
+        return f"mIoU {values['mIoU']:.4f}  pixel acc {values['pixel_accuracy']:.4f}"
+
+    def describe_data(self) -> str:
+        s, c = self.source, self._config
+        return (f"{c.seg.head} (output stride {c.model.backbone.output_stride}"
+                f"{', RF2' if c.model.backbone.rf2 else ''}) @{self.data.image_size} on "
+                f"{s.name} ({s.num_train} train / {s.num_eval} held-out, {s.num_classes} "
+                "classes)")
+
+    def labels(self) -> List[str]:
+        return list(self.source.class_names)
