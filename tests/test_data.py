@@ -50,17 +50,3 @@ def test_preprocessing_ranges_shapes_and_determinism():
 
 
 @pytest.mark.slow
-def test_synthetic_dataset_is_learnable():
-    """A small MobileNetV3 learns the built-in data well above chance on held-out examples."""
-    tf_keras.utils.set_random_seed(0)
-    train = synthetic_dataset(2000, image_size=32, seed=0).map(
-        lambda x, y: (eval_preprocess(x, 32), y)).shuffle(2000, seed=0).batch(32).repeat()
-    held_out = synthetic_dataset(500, image_size=32, seed=0, offset=10_000).map(
-        lambda x, y: (eval_preprocess(x, 32), y)).batch(100)
-    model = MobileNetV3Small(input_shape=(32, 32, 3), alpha=0.35, classes=10,
-                             include_preprocessing=False, dropout_rate=0.0)
-    model.compile(tf_keras.optimizers.Adam(2e-3), "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    model.fit(train, steps_per_epoch=250, epochs=2, verbose=0)
-    accuracy = model.evaluate(held_out, verbose=0)[1]
-    assert accuracy > 0.5, accuracy   # chance is 0.1

@@ -121,13 +121,13 @@ def test_sigterm_saves_a_checkpoint_that_a_rerun_resumes(tmp_path):
 @pytest.mark.slow
 def test_mirrored_on_two_logical_cpus(tmp_path):
     proc = _train(f"--model_dir={tmp_path}", "--strategy=mirrored", "--logical_cpus=2",
-                  "--train_steps=40", "--checkpoint_every_steps=20")
+                  "--train_steps=20", "--checkpoint_every_steps=10", "--log_every_steps=10")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "2 replica(s), global batch 16" in proc.stdout
     losses = [float(line.split("loss ")[1].split()[0]) for line in proc.stdout.splitlines()
               if line.startswith("step ")]
     assert len(losses) == 2 and all(np.isfinite(losses))
-    assert _checkpoint_steps(str(tmp_path)) == [20, 40]
+    assert _checkpoint_steps(str(tmp_path)) == [10, 20]
     assert json.loads((tmp_path / "final" / "eval.json").read_text())["examples"] == 64
 
 
