@@ -47,6 +47,3 @@ def test_preprocessing_ranges_shapes_and_determinism():
     framed = np.zeros((80, 80, 3), np.uint8)
     framed[5:75, 5:75] = 255
     np.testing.assert_allclose(eval_preprocess(framed, 16).numpy(), 1.0)
-
-
-@pytest.mark.slow
