@@ -1,9 +1,7 @@
 import numpy as np
 import pytest
 import tensorflow as tf
-import tf_keras
 
-from mobilenet_v3 import MobileNetV3Small
 from mobilenet_v3.data.preprocessing import eval_preprocess, train_preprocess
 from mobilenet_v3.data.synthetic import synthetic_dataset
 
