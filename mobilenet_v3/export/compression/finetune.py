@@ -3,6 +3,11 @@
 A short constant-rate run on the training data, without EMA (fake-quant ranges move too).
 Before the first step every fake-quant range is calibrated (qat.calibrate_ranges): tfmot
 starts them at [-6, 6] and moves them with decay 0.999, far too slowly for a short run.
+BN is frozen (inference mode, moving statistics, gamma/beta fixed), the usual QAT fine-tuning
+practice: with batch statistics the QAT model computes another function than the float model
+and the int8 file (which folds the moving statistics), and imported weights whose BN was
+folded into the conv (Google's TFLite files: identity BN with placeholder statistics) lose
+everything at the first step (measured: loss ln(1001), top-1 0).
 """
 
 import tempfile
@@ -44,6 +49,7 @@ def qat_finetune(model: tf_keras.Model, config: ModelConfig, data: pipeline.Data
     def model_fn(_):
         float_model = folding.rebuild(model, config)
         quantized = qat.quantize_model(float_model)
+        qat.freeze_batch_norm(quantized)
         if calibration_images is not None:
             qat.calibrate_ranges(quantized, float_model, calibration_images)
         return quantized

@@ -92,6 +92,18 @@ def quantize_model(model: tf_keras.Model) -> tf_keras.Model:
         return _qkeras.quantize_apply(quantize_annotate(model))
 
 
+def freeze_batch_norm(qat_model: tf_keras.Model) -> int:
+    """Puts every (wrapped) BatchNormalization in inference mode for training: tf_keras runs a
+    non-trainable BN with its moving statistics. Returns how many were frozen."""
+    count = 0
+    for layer in qat_model.layers:
+        inner = getattr(layer, "layer", layer)
+        if isinstance(inner, tf_keras.layers.BatchNormalization):
+            inner.trainable = False
+            count += 1
+    return count
+
+
 _RANGE_SUFFIXES = ("output", "post_activation", "pre_activation")
 
 
