@@ -28,9 +28,18 @@ flags.DEFINE_enum("classifier_activation", "none", ["none", "softmax"],
                   "Output logits (none) or probabilities (not for qat_int8).")
 flags.DEFINE_enum("io_dtype", "int8", ["int8", "uint8", "float32"],
                   "Input/output type of the int8 and qat_int8 files.")
-flags.DEFINE_enum("hard_swish_form", "auto", ["auto", "fused", "unfused"],
-                  "auto: fused HARD_SWISH for float formats, XNNPACK-friendly for int8.")
-flags.DEFINE_integer("calibration_images", 200, "int8 PTQ representative images.")
+flags.DEFINE_enum("hard_swish_form", "auto", ["auto", "fused", "unfused", "folded"],
+                  "auto: fused HARD_SWISH for float formats, folded (x * ReLU6(x+3), 1/6 in "
+                  "the next conv) for int8 / qat_int8.")
+flags.DEFINE_integer("calibration_images", 200, "int8 PTQ representative images (and QAT's "
+                     "starting ranges), from the training split.")
+flags.DEFINE_enum("calibration", "exact", ["exact", "converter"],
+                  "int8 PTQ activation ranges: exact (measured without the converter "
+                  "calibrator's buffer-sharing bug) or the converter's own.")
+flags.DEFINE_float("min_int8_agreement", None, "Guard: an int8 / qat_int8 file whose top-1 "
+                   "agreement on the check images with the float model (qat_int8: the QAT Keras "
+                   "model) is below this is not written and the export exits 1 (default 0.6: see export/exporter.py; 0 turns "
+                   "it off).")
 flags.DEFINE_integer("check_images", 64, "Held-out images compared with the Keras model.")
 flags.DEFINE_integer("eval_images", 0, "Report top-1 over this many held-out images.")
 flags.DEFINE_integer("qat_steps", 200, "qat_int8: fine-tuning steps.")
@@ -59,7 +68,10 @@ def main(argv):
         classifier_activation=None if FLAGS.classifier_activation == "none" else "softmax",
         io_dtype=FLAGS.io_dtype,
         hard_swish_form=None if FLAGS.hard_swish_form == "auto" else FLAGS.hard_swish_form,
-        calibration_images=FLAGS.calibration_images, check_images=FLAGS.check_images,
+        calibration_images=FLAGS.calibration_images, calibration=FLAGS.calibration,
+        min_int8_agreement=export.DEFAULT_MIN_INT8_AGREEMENT
+        if FLAGS.min_int8_agreement is None else FLAGS.min_int8_agreement,
+        check_images=FLAGS.check_images,
         eval_images=FLAGS.eval_images, qat_steps=FLAGS.qat_steps,
         qat_batch_size=FLAGS.qat_batch_size, qat_learning_rate=FLAGS.qat_learning_rate,
         overwrite=FLAGS.overwrite, seed=FLAGS.seed)
@@ -73,9 +85,14 @@ def main(argv):
         print(f"export_tflite.py: {e}", file=sys.stderr)
         return 1
     for fmt, report in reports.items():
+        guard = report.get("guard")
         print(f"{report['file']}: {report['size_bytes'] / 1e6:.2f} MB, "
               f"{report['xnnpack_partitions']} XNNPACK partition(s), top-1 agreement with "
-              f"{report['agreement']['reference']} {report['agreement']['top1_agreement']:.3f}")
+              f"{report['agreement']['reference']} {report['agreement']['top1_agreement']:.3f}"
+              + (f", with the float model "
+                 f"{report['agreement_with_float']['top1_agreement']:.3f} (guard "
+                 f"{guard['verdict']}: min {guard['min_top1_agreement']:g} vs "
+                 f"{guard['compared_with']})" if guard else ""))
     return 0
 
 

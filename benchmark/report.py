@@ -9,7 +9,11 @@ MobileNetV2 as the paper's baseline.
 Writes report.md, report.csv, report.json and latency.png (float and int8 latency against
 MAdds, and against the paper's top-1 where the paper gives one). Networks have random
 weights with BN statistics from a few training-mode passes (latency does not depend on the
-weights; int8 ranges need realistic activations); top-1 is the paper's figure.
+weights; int8 ranges need realistic activations); their top-1 is the paper's figure, labelled
+"paper top-1". One row is a real network: Google's MobileNetV3-Small weights imported into
+ours (--official_small; skipped when missing), whose float and int8 top-1 are *measured* on the
+450 scoring photos of ../shared/datasets/imagenet_samples (int8 calibrated on the other 300;
+benchmark/imagenet_photos.py).
 """
 
 import csv
@@ -32,12 +36,16 @@ flags.DEFINE_integer("warmup", 20, "Warm-up invokes per file.")
 flags.DEFINE_integer("runs", 50, "Timed invokes per file per round.")
 flags.DEFINE_integer("repeats", 5, "Interleaved rounds.")
 flags.DEFINE_integer("core", 0, "CPU core to pin to (-1: no pinning).")
+flags.DEFINE_string("official_small", "/tmp/official_small/model.keras",
+                    "Google's Small imported by mobilenet_v3.weights.convert (1001 classes): "
+                    "a measured-top-1 row. Empty or missing: no such row.")
 
 # Paper Table 3 (float) and the 8-bit rows: ImageNet top-1 at 224.
 PAPER_TOP1 = {("large", 1.0): (75.2, 73.8), ("large", 0.75): (73.3, None),
               ("small", 1.0): (67.4, 64.9), ("small", 0.75): (65.4, None),
               ("v2", 1.0): (72.0, 70.9)}
-SOURCES = {"ours": "ours", "keras": "keras.applications", "v2": "keras.applications V2"}
+SOURCES = {"ours": "ours", "keras": "keras.applications", "v2": "keras.applications V2",
+           "official": "ours, Google's weights"}
 
 
 def parse_network(spec: str):
@@ -74,6 +82,25 @@ def label(source, name, alpha):
     return f"{net} {alpha:g} ({SOURCES[source]})"
 
 
+def official_row(path, resolution):
+    """(float model, int8-form model, calibration images, top-1 dict) of the imported Small."""
+    import numpy as np
+
+    from benchmark import imagenet_photos as photos
+    from mobilenet_v3.export import convert as conversion
+    from mobilenet_v3.export import folding
+    from mobilenet_v3.analysis import tflite_inspect
+    trained = photos.official_small(path)
+    cal, _, score, labels = photos.split(size=resolution)
+    float_model = folding.rebuild(trained.model, trained.config.for_export("fused", False, None))
+    int8_model = folding.rebuild(trained.model, trained.config.for_export("folded", False, None))
+    float_tflite = conversion.convert(float_model)
+    int8_tflite = conversion.convert(int8_model, "int8", representative_images=lambda: cal)
+    top1 = {fmt: round(100 * float(np.mean(tflite_inspect.run(t, score).argmax(-1) == labels)),
+                       1) for fmt, t in (("float32", float_tflite), ("int8", int8_tflite))}
+    return float_model, float_tflite, int8_tflite, top1, len(score)
+
+
 def main(argv):
     del argv
     import numpy as np
@@ -85,7 +112,7 @@ def main(argv):
     from mobilenet_v3.export import convert as conversion
     from mobilenet_v3.analysis import cost as profiler
     from mobilenet_v3.analysis import tflite_inspect
-    from mobilenet_v3.modeling import variants
+    from mobilenet_v3.export import folding
 
     try:
         networks = [parse_network(s) for s in FLAGS.networks]
@@ -99,15 +126,33 @@ def main(argv):
     images = rng.uniform(-1, 1, (8, res, res, 3)).astype(np.float32)
     representative = list(rng.uniform(-1, 1, (16, res, res, 3)).astype(np.float32))
     rows, files = [], {}
+    if FLAGS.official_small and os.path.exists(FLAGS.official_small):
+        model, files["official:small:1:float32"], files["official:small:1:int8"], top1, n = \
+            official_row(FLAGS.official_small, res)
+        totals = profiler.totals(profiler.profile(model))
+        rows.append({"network": label("official", "small", 1.0), "source": SOURCES["official"],
+                     "key": "official:small:1", "resolution": res,
+                     "madds_m": round(totals.madds / 1e6, 1),
+                     "params_m": round(totals.weight_params / 1e6, 2),
+                     "float_mb": round(len(files["official:small:1:float32"]) / 1e6, 2),
+                     "int8_mb": round(len(files["official:small:1:int8"]) / 1e6, 2),
+                     "int8_partitions": tflite_inspect.xnnpack_partitions(
+                         files["official:small:1:int8"]),
+                     "paper_top1": None, "paper_top1_int8": None,
+                     "measured_top1": top1["float32"], "measured_top1_int8": top1["int8"],
+                     "measured_on": f"{n} ImageNet photos (../shared imagenet_samples)"})
+    elif FLAGS.official_small:
+        print(f"report.py: {FLAGS.official_small} not found: no measured-top-1 row",
+              file=sys.stderr)
     for source, name, alpha in networks:
         key = f"{source}:{name}:{alpha:g}"
         model = build(source, name, alpha, res)
         calibrate_batch_norm(model, images)
         totals = profiler.totals(profiler.profile(model))
-        # Ours: int8 in the form the exporter uses for int8 (one XNNPACK partition).
+        # Ours: int8 in the form the exporter uses for int8 (folded: one XNNPACK partition).
         int8_model = model
         if source == "ours":
-            int8_model = variants.rebuild(model, model_config(name, alpha, res, "unfused"))
+            int8_model = folding.rebuild(model, model_config(name, alpha, res, "folded"))
         files[key + ":float32"] = conversion.convert(model)
         files[key + ":int8"] = conversion.convert(int8_model, "int8",
                                                   representative_images=lambda: representative)
@@ -119,7 +164,8 @@ def main(argv):
                      "int8_mb": round(len(files[key + ":int8"]) / 1e6, 2),
                      "int8_partitions": tflite_inspect.xnnpack_partitions(files[key + ":int8"]),
                      "paper_top1": top1[0] if top1 else None,
-                     "paper_top1_int8": top1[1] if top1 else None})
+                     "paper_top1_int8": top1[1] if top1 else None,
+                     "measured_top1": None, "measured_top1_int8": None, "measured_on": None})
     timings = tflite_timing.time_interleaved(files, FLAGS.warmup, FLAGS.runs, FLAGS.repeats, 1)
     for row in rows:
         for fmt in ("float32", "int8"):
@@ -129,14 +175,20 @@ def main(argv):
 
     def cell(v, fmt="{}"):
         return "" if v is None else fmt.format(v)
+    measured_on = next((r["measured_on"] for r in rows if r["measured_on"]), None)
     md = [f"{res}px, batch 1, one thread pinned to core {FLAGS.core}, LiteRT + XNNPACK on this "
           f"machine; {FLAGS.repeats} interleaved rounds x {FLAGS.runs} invokes (min ms, median "
-          "in brackets). Top-1: the paper's ImageNet figures (float / 8-bit).", "",
-          "| network | top-1 | MAdds | params | float MB | int8 MB | float ms | int8 ms | "
+          "in brackets). Top-1 (float / int8): 'paper' = the paper's ImageNet figures, borrowed "
+          "(those rows have random weights); 'measured' = measured here"
+          + (f" on {measured_on}, int8 calibrated on 300 other photos." if measured_on else "."),
+          "", "| network | top-1 | MAdds | params | float MB | int8 MB | float ms | int8 ms | "
           "int8 XNNPACK partitions |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        top1 = cell(r["paper_top1"]) + (f" / {r['paper_top1_int8']}" if r["paper_top1_int8"]
-                                        else "")
+        if r["measured_top1"] is not None:
+            top1 = f"measured {r['measured_top1']} / {r['measured_top1_int8']}"
+        else:
+            top1 = ("paper " + cell(r["paper_top1"]) if r["paper_top1"] else "") + (
+                f" / {r['paper_top1_int8']}" if r["paper_top1_int8"] else "")
         md.append(f"| {r['network']} | {top1} | {r['madds_m']}M | {r['params_m']}M | "
                   f"{r['float_mb']} | {r['int8_mb']} | {r['float32_min_ms']:.2f} "
                   f"({r['float32_median_ms']:.2f}) | {r['int8_min_ms']:.2f} "
@@ -158,12 +210,15 @@ def plot(rows, path, resolution):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    markers = {"ours": "o", "keras.applications": "s", "keras.applications V2": "^"}
+    markers = {"ours": "o", "keras.applications": "s", "keras.applications V2": "^",
+               "ours, Google's weights": "*"}
     fig, axes = plt.subplots(1, 2, figsize=(12, 5))
     for ax, x_key, x_label in ((axes[0], "madds_m", "MAdds (M)"),
-                               (axes[1], "paper_top1", "ImageNet top-1 (paper, %)")):
+                               (axes[1], "top1", "ImageNet top-1 (%): paper; * measured")):
         for fmt, colour in (("float32", "tab:blue"), ("int8", "tab:red")):
             for r in rows:
+                r = dict(r, top1=r["measured_top1"] if r["measured_top1"] is not None
+                         else r["paper_top1"])
                 if r[x_key] is None:
                     continue
                 ax.scatter(r[x_key], r[f"{fmt}_min_ms"], marker=markers[r["source"]],

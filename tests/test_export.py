@@ -84,11 +84,15 @@ def test_int8_formats_are_all_integer_in_one_xnnpack_partition_and_agree(exporte
     for report in (ptq, qat):
         assert report["float_tensors_inside"] == []
         assert report["xnnpack_partitions"] == 1
-        assert report["hard_swish_form"] == "unfused"
+        assert report["hard_swish_form"] == "folded"
         assert report["op_histogram"].get("HARD_SWISH", 0) == 0
+        assert report["guard"]["verdict"] == "pass" and report["written"]
         assert report["hard_swish"]["as_expected"] and report["hard_swish"]["activations"] == 19
         assert report["inputs"][0]["dtype"] == "int8" and "quantization" in report["inputs"][0]
         assert report["outputs"][0]["dtype"] == "int8"
+    assert ptq["guard"]["compared_with"] == "the float Keras model"
+    assert qat["guard"]["compared_with"] == "the QAT Keras model"
+    assert ptq["calibration"]["method"] == "exact" and ptq["calibration"]["images"] == 64
     # Accuracy survives quantization on held-out images of the learnable dataset.
     assert ptq["eval"]["top1"] >= reports["float32"]["eval"]["top1"] - 0.05
     assert reports["float32"]["eval"]["top1"] > 0.3                # chance is 0.1

@@ -2,6 +2,12 @@
 
 `export(trained, config)` writes, per format, `<name>_<format>.tflite`, a JSON report beside it
 and `labels.txt`, each atomically; existing files are kept unless `overwrite=True`.
+
+Integer formats are guarded: their top-1 agreement on the check images with the model they
+stand for (int8: the float model; qat_int8: the QAT Keras model, which fine-tuning may have
+moved away from the float one) must reach `min_int8_agreement`, else the .tflite is not
+written under its name (it is kept as `<name>.rejected.tflite` with its report) and `export`
+raises `Int8AgreementError` after the other formats are done.
 """
 
 import dataclasses
@@ -13,7 +19,7 @@ import tensorflow as tf
 
 from mobilenet_v3 import files
 from mobilenet_v3.data import pipeline, sampling
-from mobilenet_v3.export import convert
+from mobilenet_v3.export import convert, folding
 from mobilenet_v3.export.compression import finetune
 from mobilenet_v3.export.formats import FORMAT_NAMES, FORMATS, IO_DTYPES, FormatPolicy
 from mobilenet_v3.export.report import describe
@@ -27,6 +33,18 @@ class ExportError(ValueError):
     """Bad input to the exporter: a clear message, nothing written."""
 
 
+class Int8AgreementError(ExportError):
+    """An integer file disagreed with its float model too often: it was not written."""
+
+
+# Top-1 agreement of int8 with float on the check images below which an integer export fails.
+# Measured on MobileNetV3-Small with Google's weights, 450 ImageNet photos (benchmark/RESULTS.md):
+# good int8 files agree 0.74-0.78 (Google's own uint8 file 0.776; 64-image subsets 0.66-0.86:
+# 1001 classes, many photos ambiguous), the file broken by the calibrator bug 0.36 (subsets
+# 0.27-0.48). 10-class models agree >= 0.97 when sound: raise it for them.
+DEFAULT_MIN_INT8_AGREEMENT = 0.6
+
+
 @dataclasses.dataclass
 class ExportConfig:
     output_dir: str
@@ -37,6 +55,8 @@ class ExportConfig:
     io_dtype: str = "int8"                    # int8 / qat_int8 input and output type
     hard_swish_form: Optional[str] = None     # None: the format's policy (formats.py)
     calibration_images: int = 200             # int8 PTQ representative set (training split)
+    calibration: str = "exact"                # int8 PTQ ranges: exact | converter (calibration.py)
+    min_int8_agreement: float = DEFAULT_MIN_INT8_AGREEMENT   # guard; 0 turns it off
     check_images: int = 64                    # held-out images compared with Keras
     eval_images: int = 0                      # top-1 over this many held-out images (0: off)
     qat_steps: int = 200
@@ -56,8 +76,16 @@ class ExportConfig:
         if self.hard_swish_form not in (None,) + HARD_SWISH_FORMS:
             raise ExportError(f"hard_swish_form must be one of {HARD_SWISH_FORMS}, got "
                               f"{self.hard_swish_form!r}")
-        if "int8" in self.formats and self.calibration_images < 1:
-            raise ExportError("int8 needs calibration_images >= 1 (a representative set)")
+        if self.calibration not in convert.CALIBRATIONS:
+            raise ExportError(f"calibration must be one of {convert.CALIBRATIONS}, got "
+                              f"{self.calibration!r}")
+        if not 0.0 <= self.min_int8_agreement <= 1.0:
+            raise ExportError(f"min_int8_agreement must be in [0, 1], got "
+                              f"{self.min_int8_agreement!r}")
+        if ("int8" in self.formats or "qat_int8" in self.formats) and \
+                self.calibration_images < 1:
+            raise ExportError("int8 and qat_int8 need calibration_images >= 1 (a "
+                              "representative set for PTQ ranges / QAT's starting ranges)")
         if "qat_int8" in self.formats and (self.qat_steps < 1 or self.qat_batch_size < 1):
             raise ExportError("qat_int8 needs qat_steps >= 1 and qat_batch_size >= 1")
         if self.check_images < 1 or self.eval_images < 0:
@@ -89,7 +117,7 @@ def _read_images(data: pipeline.DataConfig, config: ExportConfig) -> _Images:
             source, data.image_size, "eval", max(config.check_images, config.eval_images))
         calibration = sampling.sample_images(
             source, data.image_size, "train", config.calibration_images, config.seed)[0] \
-            if "int8" in config.formats else None
+            if any(FORMATS[f].calibrated or FORMATS[f].qat for f in config.formats) else None
     except ValueError as e:
         raise ExportError(str(e)) from None
     return _Images(held_out, labels, calibration)
@@ -107,53 +135,117 @@ def _targets(trained: TrainedModel, config: ExportConfig) -> Dict[str, str]:
     return targets
 
 
+@dataclasses.dataclass
+class _Converted:
+    tflite: bytes
+    reference: object                 # the Keras model the file is compared with
+    model_config: ModelConfig
+    float_reference: object = None    # integer formats: the float model the file stands for
+    calibration: Optional[Dict] = None
+
+
 def _convert(trained: TrainedModel, policy: FormatPolicy, form: str, config: ExportConfig,
-             data: pipeline.DataConfig, images: _Images):
-    """(tflite bytes, the Keras model it is compared with, that model's config)."""
+             data: pipeline.DataConfig, images: _Images) -> _Converted:
     pre = config.include_preprocessing
     model_config = trained.config.for_export(form, pre, config.classifier_activation)
     io_dtype = IO_DTYPES[config.io_dtype] if policy.integer else tf.float32
-    if policy.qat:
-        if pre or config.classifier_activation:
-            raise ExportError("qat_int8 is exported as logits without in-graph "
-                              "preprocessing (either would be a float island in the int8 "
-                              "graph; the int8 input scale does the rescale)")
-        reference = finetune.qat_finetune_in(
-            config.output_dir, model=trained.model,
-            config=trained.config.for_export(form, False, None, batch_size=None), data=data,
-            steps=config.qat_steps, batch_size=config.qat_batch_size,
-            learning_rate=config.qat_learning_rate, seed=config.seed)
-        return convert.convert(reference, policy.converter_mode, io_dtype=io_dtype), \
-            reference, model_config
-    reference = variants.rebuild(trained.model, model_config)
+    try:
+        if policy.qat:
+            if pre or config.classifier_activation:
+                raise ExportError("qat_int8 is exported as logits without in-graph "
+                                  "preprocessing (either would be a float island in the int8 "
+                                  "graph; the int8 input scale does the rescale)")
+            reference = finetune.qat_finetune_in(
+                config.output_dir, model=trained.model,
+                config=trained.config.for_export(form, False, None, batch_size=None),
+                data=data, steps=config.qat_steps, batch_size=config.qat_batch_size,
+                learning_rate=config.qat_learning_rate, seed=config.seed,
+                calibration_images=images.calibration)
+            float_model = variants.rebuild(trained.model, model_config.replace(
+                hard_swish_form="fused"))
+            return _Converted(convert.convert(reference, policy.converter_mode,
+                                              io_dtype=io_dtype),
+                              reference, model_config, float_model)
+        reference = folding.rebuild(trained.model, model_config)
+    except folding.FoldingError as e:
+        raise ExportError(f"{policy.name}: {e}") from None
+    calibration = {"method": config.calibration} if policy.calibrated else None
     representative = (lambda: to_model_input(images.calibration, pre)) \
         if policy.calibrated else None
-    return convert.convert(reference, policy.converter_mode, representative_images=representative,
-                           io_dtype=io_dtype), reference, model_config
+    tflite = convert.convert(reference, policy.converter_mode,
+                             representative_images=representative, io_dtype=io_dtype,
+                             calibration=config.calibration, calibration_report=calibration)
+    if calibration is not None and "widened" in calibration:
+        calibration["widened"] = sorted(calibration["widened"])   # names only in the report
+    return _Converted(tflite, reference, model_config,
+                      reference if policy.integer else None, calibration)
+
+
+def _guard(report: Dict, policy: FormatPolicy, config: ExportConfig) -> Dict:
+    checked = report["agreement"] if policy.qat else report["agreement_with_float"]
+    agreement = checked["top1_agreement"]
+    return {"min_top1_agreement": config.min_int8_agreement, "top1_agreement": agreement,
+            "compared_with": checked["reference"], "images": checked["images"],
+            "verdict": "pass" if agreement >= config.min_int8_agreement else "FAIL"}
 
 
 def _export_one(trained, fmt, target, config, data, images, log) -> Dict:
     policy = FORMATS[fmt]
-    form = config.hard_swish_form or policy.hard_swish_form
+    form = config.hard_swish_form or policy.form_for(trained.config.include_top)
     log(f"{fmt}: converting ({form} h-swish)")
-    tflite, reference, model_config = _convert(trained, policy, form, config, data, images)
+    converted = _convert(trained, policy, form, config, data, images)
+    tflite, model_config = converted.tflite, converted.model_config
     report = describe(tflite, policy, form, model_config.scaled_arch.hard_swish_count(
         model_config.head.include_top))
-    report.update(verify(tflite, reference, policy.reference,
+    report.update(verify(tflite, converted.reference, policy.reference,
                          to_model_input(images.held_out, config.include_preprocessing),
-                         images.held_out_labels, config.check_images, config.eval_images))
+                         images.held_out_labels, config.check_images, config.eval_images,
+                         float_reference=converted.float_reference))
     report.update(file=os.path.basename(target), labels_file="labels.txt",
                   model=model_config.to_flat())
+    if converted.calibration is not None:
+        report["calibration"] = {**converted.calibration,
+                                 "images": int(len(images.calibration))}
     if policy.integer and report["float_tensors_inside"]:
         raise ExportError(f"{fmt}: float tensors inside the int8 graph: "
                           f"{report['float_tensors_inside'][:5]}")
+    line = (f"{fmt}: {{}} {target} ({len(tflite) / 1e6:.2f} MB, "
+            f"{report['xnnpack_partitions']} XNNPACK partition(s), top-1 agreement "
+            f"{report['agreement']['top1_agreement']:.3f}, max |diff| "
+            f"{report['agreement']['max_abs_diff']:.2g}")
+    if policy.integer:
+        report["guard"] = guard = _guard(report, policy, config)
+        line += (f"; with the float model {report['agreement_with_float']['top1_agreement']:.3f}"
+                 f" on {guard['images']} images; guard {guard['verdict']} (min "
+                 f"{config.min_int8_agreement:g} vs {guard['compared_with']})")
+        if guard["verdict"] != "pass":
+            # Nothing at the target name: the rejected file is kept beside it for inspection.
+            rejected = target[:-len(".tflite")] + ".rejected.tflite"
+            report.update(file=os.path.basename(rejected), written=False)
+            files.atomic_write(rejected, tflite, True)
+            files.atomic_write_json(rejected[:-len(".tflite")] + ".json", report, True)
+            log(line.format("REJECTED, kept as") .replace(target, rejected) + ")")
+            return report
+    report["written"] = True
     files.atomic_write(target, tflite, config.overwrite)
     files.atomic_write_json(target[:-len(".tflite")] + ".json", report)
-    log(f"{fmt}: wrote {target} ({len(tflite) / 1e6:.2f} MB, "
-        f"{report['xnnpack_partitions']} XNNPACK partition(s), top-1 agreement "
-        f"{report['agreement']['top1_agreement']:.3f}, max |diff| "
-        f"{report['agreement']['max_abs_diff']:.2g})")
+    log(line.format("wrote") + ")")
     return report
+
+
+def _guard_failures(reports: Dict[str, Dict], config: ExportConfig) -> Optional[str]:
+    failed = {fmt: r for fmt, r in reports.items() if r.get("guard", {}).get("verdict") == "FAIL"}
+    if not failed:
+        return None
+    parts = [f"{fmt}: top-1 agreement with {r['guard']['compared_with']} "
+             f"{r['guard']['top1_agreement']:.3f} on {r['guard']['images']} check images is "
+             f"below --min_int8_agreement={config.min_int8_agreement:g}"
+             for fmt, r in failed.items()]
+    kept = ", ".join(r["file"] for r in failed.values())
+    return ("; ".join(parts) + f". Not written under its name; kept as {kept} with its "
+            "report for inspection. Quantization lost the float model's decisions: try "
+            "calibration 'exact', another h-swish form or more calibration images, or lower "
+            "min_int8_agreement (--min_int8_agreement=0 turns the guard off).")
 
 
 def export(trained: TrainedModel, config: ExportConfig,
@@ -173,4 +265,7 @@ def export(trained: TrainedModel, config: ExportConfig,
                for fmt in config.formats}
     files.atomic_write_text(os.path.join(config.output_dir, "labels.txt"),
                             "\n".join(trained.labels) + "\n")
+    failure = _guard_failures(reports, config)
+    if failure:
+        raise Int8AgreementError(failure)
     return reports

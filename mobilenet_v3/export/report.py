@@ -20,6 +20,14 @@ def tensor_info(details: Dict) -> Dict:
     return info
 
 
+_EXPECTED = {
+    "fused": "one HARD_SWISH op per h-swish",
+    "unfused": "none: ADD(+RELU6) and two MULs per h-swish, all in XNNPACK",
+    "folded": "none: ADD(+RELU6) and one MUL per h-swish (its 1/6 is in the next conv's "
+              "kernel), all in XNNPACK",
+}
+
+
 def describe(tflite: bytes, policy: FormatPolicy, form: str, sites: int) -> Dict:
     """Ops, partitions, whether h-swish took the expected form, I/O tensors, size."""
     histogram = tflite_inspect.op_histogram(tflite)
@@ -31,8 +39,7 @@ def describe(tflite: bytes, policy: FormatPolicy, form: str, sites: int) -> Dict
         "hard_swish": {"activations": sites, "HARD_SWISH_ops": hs_ops,
                        "single_op_each": hs_ops == sites,
                        "as_expected": hs_ops == (sites if form == "fused" else 0),
-                       "expected": "one HARD_SWISH op per h-swish" if form == "fused" else
-                       "none: ADD(+RELU6) and two MULs per h-swish, all in XNNPACK"},
+                       "expected": _EXPECTED[form]},
         "inputs": [tensor_info(d) for d in it.get_input_details()],
         "outputs": [tensor_info(d) for d in it.get_output_details()],
     }

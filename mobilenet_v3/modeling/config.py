@@ -11,7 +11,7 @@ from mobilenet_v3 import specs
 
 MIN_RESOLUTION = 32
 DEFAULT_INPUT_SHAPE = (224, 224, 3)
-HARD_SWISH_FORMS = ("fused", "unfused")
+HARD_SWISH_FORMS = ("fused", "unfused", "folded")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,7 +76,7 @@ class GraphConfig:
     input_shape: Tuple[Optional[int], Optional[int], int] = DEFAULT_INPUT_SHAPE
     include_preprocessing: bool = True  # [0, 255] pixels -> [-1, 1] inside the model
     batch_size: Optional[int] = None    # fixed batch (1 for TFLite export), None = dynamic
-    hard_swish_form: str = "fused"      # 'unfused' keeps int8 TFLite graphs in XNNPACK
+    hard_swish_form: str = "fused"      # int8 export: 'folded' (see modeling/layers.py)
 
     def validate(self) -> None:
         shape = tuple(self.input_shape) if self.input_shape is not None else None

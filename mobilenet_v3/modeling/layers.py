@@ -64,14 +64,41 @@ def hard_swish(x, name: str, form: str = "fused"):
     (the fast float path). 'unfused': (x / 6) * ReLU6(x + 3), the same values in an order the
     converter leaves as ADD(+RELU6) and two MULs: XNNPACK runs those in int8, whereas it does
     not take the int8 HARD_SWISH op and cuts the graph into pieces around each one.
+    'folded': x * ReLU6(x + 3), i.e. 6 * h-swish(x), one MUL fewer than 'unfused'; the 1/6 is
+    carried by the kernels of the linear layers that consume it (`export.folding` divides
+    them when it builds this form from trained weights, and carries the factor through a
+    residual add). Only for exports: layer outputs differ by the factor 6.
     """
     if form == "fused":
         return layers.Multiply(name=name)([x, hard_sigmoid(x, name=f"{name}_hsig")])
-    if form == "unfused":
+    if form in ("unfused", "folded"):
         gate = AddConstant(3.0, name=f"{name}_add3")(x)
         gate = layers.ReLU(6.0, name=f"{name}_relu6")(gate)
+        if form == "folded":
+            return layers.Multiply(name=name)([x, gate])
         return layers.Multiply(name=name)([Scale(1.0 / 6.0, name=f"{name}_div6")(x), gate])
     raise ValueError(f"unknown hard_swish form {form!r}; expected one of {HARD_SWISH_FORMS}")
+
+
+def _producer(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    return history.layer if history is not None else None
+
+
+def is_folded_hard_swish(layer) -> bool:
+    """True for the output layer of a 'folded' h-swish: Multiply([x, ReLU6(x + 3)])."""
+    if not isinstance(layer, layers.Multiply) or len(layer._inbound_nodes) != 1:
+        return False
+    inputs = layer._inbound_nodes[0].keras_inputs
+    if len(inputs) != 2:
+        return False
+    relu = _producer(inputs[1])
+    if not (isinstance(relu, layers.ReLU) and relu.max_value is not None
+            and float(relu.max_value) == 6.0 and len(relu._inbound_nodes) == 1):
+        return False
+    add = _producer(relu._inbound_nodes[0].keras_inputs[0])
+    return isinstance(add, AddConstant) and add.constant == 3.0 and \
+        add._inbound_nodes[0].keras_inputs[0] is inputs[0]
 
 
 def activation(x, nl: str, name: str, hard_swish_form: str = "fused"):

@@ -6,6 +6,10 @@ output. With every link of h-swish / h-sigmoid quantized, the int8 TFLite graph 
 float tensors inside.
 """
 
+from typing import Dict, Tuple
+
+import numpy as np
+import tensorflow as tf
 import tensorflow_model_optimization as tfmot
 import tf_keras
 
@@ -37,13 +41,22 @@ class OutputQuantizeConfig(_qkeras.QuantizeConfig):
         return {}
 
 
-_OUTPUT_QUANTIZED = (AddConstant, Scale, tf_keras.layers.Multiply)
+class NoQuantizeConfig(OutputQuantizeConfig):
+    """Leaves a layer's output unquantized: for the x + 3 that the converter fuses with the
+    ReLU6 after it (one int8 ADD with a RELU6 activation, quantized once, over [0, 6])."""
+
+    def get_output_quantizers(self, layer):
+        return []
+
+
+_OUTPUT_QUANTIZED = (Scale, tf_keras.layers.Multiply)
 
 
 def quantize_scope():
     """The custom objects tfmot needs to build or load a quantized MobileNetV3."""
     return _qkeras.quantize_scope({
         "OutputQuantizeConfig": OutputQuantizeConfig,
+        "NoQuantizeConfig": NoQuantizeConfig,
         "AddConstant": AddConstant,
         "Scale": Scale,
     })
@@ -52,6 +65,8 @@ def quantize_scope():
 def quantize_annotate(model: tf_keras.Model) -> tf_keras.Model:
     """Marks every layer for quantization, with our config where tfmot has none."""
     def annotate(layer):
+        if isinstance(layer, AddConstant):
+            return _qkeras.quantize_annotate_layer(layer, NoQuantizeConfig())
         if isinstance(layer, _OUTPUT_QUANTIZED):
             return _qkeras.quantize_annotate_layer(layer, OutputQuantizeConfig())
         if isinstance(layer, tf_keras.layers.InputLayer):
@@ -75,3 +90,113 @@ def quantize_model(model: tf_keras.Model) -> tf_keras.Model:
                          "(a Rescaling layer would leave float ops in the int8 graph)")
     with quantize_scope():
         return _qkeras.quantize_apply(quantize_annotate(model))
+
+
+def freeze_batch_norm(qat_model: tf_keras.Model) -> int:
+    """Puts every (wrapped) BatchNormalization in inference mode for training: tf_keras runs a
+    non-trainable BN with its moving statistics. Returns how many were frozen."""
+    count = 0
+    for layer in qat_model.layers:
+        inner = getattr(layer, "layer", layer)
+        if isinstance(inner, tf_keras.layers.BatchNormalization):
+            inner.trainable = False
+            count += 1
+    return count
+
+
+_RANGE_SUFFIXES = ("output", "post_activation", "pre_activation")
+
+
+def _range_variables(qat_model: tf_keras.Model) -> Dict[str, Tuple[object, object, str]]:
+    """{float layer name: (min var, max var, kind)} of every activation quantizer."""
+    found = {}
+    for layer in qat_model.layers:
+        inner = getattr(layer, "layer", None)
+        if inner is None:
+            continue
+        by_name = {v.name.split("/")[-1].split(":")[0]: v for v in layer.weights}
+        for kind in _RANGE_SUFFIXES:
+            if f"{kind}_min" in by_name:
+                if kind == "pre_activation":
+                    raise ValueError(f"{layer.name}: pre-activation ranges are not calibrated "
+                                     "(no fused activations in MobileNetV3)")
+                found[inner.name] = (by_name[f"{kind}_min"], by_name[f"{kind}_max"], kind)
+    return found
+
+
+def calibrate_weight_ranges(qat_model: tf_keras.Model) -> int:
+    """Sets every weight quantizer's range from the weights, as its first training step would.
+
+    tfmot's LastValueQuantizer keeps [-6, 6] until a training step records the weights' range,
+    so an untrained QAT model (or its int8 file) clips every kernel to +-6 (Google's Small has
+    depthwise weights down to -23.6). Same rule as tfmot: symmetric, per output channel for
+    per-axis quantizers. Returns how many ranges were set.
+    """
+    count = 0
+    for layer in qat_model.layers:
+        inner = getattr(layer, "layer", None)
+        if inner is None:
+            continue
+        by_name = {v.name.split("/")[-1].split(":")[0]: v for v in layer.weights}
+        for attr in ("kernel", "depthwise_kernel"):
+            if f"{attr}_min" not in by_name or attr not in by_name:
+                continue
+            kernel = by_name[attr].numpy()
+            min_var, max_var = by_name[f"{attr}_min"], by_name[f"{attr}_max"]
+            axes = tuple(range(kernel.ndim - 1)) if min_var.shape.rank else None
+            bound = np.maximum(np.abs(kernel.min(axis=axes)), np.abs(kernel.max(axis=axes)))
+            min_var.assign(np.broadcast_to(-bound, min_var.shape).astype(np.float32))
+            max_var.assign(np.broadcast_to(bound, max_var.shape).astype(np.float32))
+            count += 1
+    return count
+
+
+def calibrate_ranges(qat_model: tf_keras.Model, float_model: tf_keras.Model,
+                     images: np.ndarray, batch_size: int = 16) -> Dict[str, Tuple[float, float]]:
+    """Sets every fake-quant activation range to the float model's min/max over `images`.
+
+    tfmot starts each range at [-6, 6] and moves it by an EMA with decay 0.999 per training
+    step, so after a short fine-tuning the ranges are still close to [-6, 6] while a trained
+    MobileNetV3's activations reach hundreds (Google's Small: [0, 280] after bneck1's
+    depthwise): most activations are clipped and the QAT model (and its int8 file) lose the
+    float model's function. Calibrating first makes the fine-tuning start from PTQ-quality
+    ranges. `float_model` is the model `qat_model` was made from (same layer names); `images`
+    are as the model takes them. Returns {layer name: (min, max)}.
+    """
+    variables = _range_variables(qat_model)
+    names = [n for n in variables if n in {l.name for l in float_model.layers}]
+    missing = sorted(set(variables) - set(names))
+    if missing:
+        raise ValueError(f"QAT ranges without a float layer of the same name: {missing[:5]}")
+    probe = tf_keras.Model(float_model.inputs, [float_model.get_layer(n).output for n in names])
+
+    @tf.function
+    def extremes(x):
+        return tf.stack([tf.stack([tf.reduce_min(o), tf.reduce_max(o)])
+                         for o in probe(x, training=False)])
+
+    low = np.full(len(names), np.inf)
+    high = np.full(len(names), -np.inf)
+    for i in range(0, len(images), batch_size):
+        e = extremes(tf.constant(images[i:i + batch_size], tf.float32)).numpy()
+        low, high = np.minimum(low, e[:, 0]), np.maximum(high, e[:, 1])
+    ranges = {}
+    for name, lo, hi in zip(names, low, high):
+        lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)     # fake quant keeps 0 exact
+        if hi - lo < 1e-6:
+            hi = lo + 1e-6
+        min_var, max_var, _ = variables[name]
+        min_var.assign(tf.fill(min_var.shape, lo))
+        max_var.assign(tf.fill(max_var.shape, hi))
+        ranges[name] = (lo, hi)
+    calibrate_weight_ranges(qat_model)
+    # The input quantizer (tfmot's QuantizeLayer): the images' own range.
+    for layer in qat_model.layers:
+        if type(layer).__name__ == "QuantizeLayer":
+            for v in layer.weights:
+                kind = v.name.split("/")[-1].split(":")[0]
+                if kind.endswith("_min"):
+                    v.assign(tf.fill(v.shape, float(min(images.min(), 0.0))))
+                elif kind.endswith("_max"):
+                    v.assign(tf.fill(v.shape, float(max(images.max(), 0.0))))
+    return ranges
