@@ -16,7 +16,6 @@ carry the factor and is refused.
 
 from typing import List, Set
 
-import numpy as np
 import tf_keras
 from tf_keras import layers
 
