@@ -84,6 +84,11 @@ def main(argv):
             ValueError) as e:
         print(f"export_tflite.py: {e}", file=sys.stderr)
         return 1
+    except OSError as e:          # a read-only or full output folder while writing
+        print(f"export_tflite.py: could not write {e.filename or FLAGS.output_dir} "
+              f"({e.strerror or e}); files already complete are kept and a rerun of the same "
+              "command completes the rest", file=sys.stderr)
+        return 1
     for fmt, report in reports.items():
         guard = report.get("guard")
         print(f"{report['file']}: {report['size_bytes'] / 1e6:.2f} MB, "

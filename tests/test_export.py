@@ -171,15 +171,44 @@ def test_script_exit_codes_and_messages(run_dir, tmp_path):
              "--check_images=8")
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "1 XNNPACK partition(s)" in ok.stdout
-    again = run(f"--model={run_dir}", f"--output_dir={tmp_path}", "--formats=float32",
+    # A killed export: labels and a temporary file from the kill. The same command with one
+    # more format keeps the complete file, writes the missing one and cleans up.
+    (tmp_path / "labels.txt").unlink()
+    (tmp_path / ".tmp-killedmobilenet_v3_small_0.35_32_float16.tflite").write_bytes(b"half")
+    stamp = os.path.getmtime(tmp_path / "mobilenet_v3_small_0.35_32_float32.tflite")
+    again = run(f"--model={run_dir}", f"--output_dir={tmp_path}", "--formats=float32,float16",
                 "--check_images=8")
-    assert again.returncode == 1 and "--overwrite" in again.stderr
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "complete with the same settings; kept" in again.stdout
+    assert os.path.getmtime(tmp_path / "mobilenet_v3_small_0.35_32_float32.tflite") == stamp
+    assert (tmp_path / "mobilenet_v3_small_0.35_32_float16.tflite").exists()
+    assert (tmp_path / "labels.txt").exists()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+    other = run(f"--model={run_dir}", f"--output_dir={tmp_path}", "--formats=float32",
+                "--check_images=16")
+    assert other.returncode == 1 and "other settings" in other.stderr and \
+        "--overwrite" in other.stderr
+    no_format = run(f"--model={run_dir}", f"--output_dir={tmp_path}", "--formats=")
+    assert no_format.returncode == 1 and "no format given" in no_format.stderr
     empty = tmp_path / "empty_folder"
     (empty / "a").mkdir(parents=True)
     (empty / "b").mkdir()
     no_images = run(f"--model={run_dir}", f"--output_dir={tmp_path / 'x'}", "--formats=int8",
                     "--dataset=image_folder", f"--image_folder={empty}")
     assert no_images.returncode == 1 and "no .jpg" in no_images.stderr
+    readonly = tmp_path / "readonly"
+    readonly.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
+                              str(readonly)], capture_output=True).returncode == 0
+    try:
+        if mounted:
+            denied = run(f"--model={run_dir}", f"--output_dir={readonly}", "--formats=float32",
+                         "--check_images=8")
+            assert denied.returncode == 1 and "Traceback" not in denied.stderr
+            assert "Read-only file system" in denied.stderr, denied.stderr[-2000:]
+    finally:
+        if mounted:
+            subprocess.run(["umount", str(readonly)], capture_output=True)
 
 
 @pytest.mark.slow

@@ -11,6 +11,8 @@ raises `Int8AgreementError` after the other formats are done.
 """
 
 import dataclasses
+import hashlib
+import json
 import os
 from typing import Callable, Dict, Optional, Sequence
 
@@ -66,10 +68,12 @@ class ExportConfig:
     seed: int = 0
 
     def validate(self):
+        if not [f for f in self.formats if f]:
+            raise ExportError(f"no format given: formats (--formats) needs one or more of "
+                              f"{', '.join(FORMAT_NAMES)}")
         unknown = [f for f in self.formats if f not in FORMATS]
-        if unknown or not self.formats:
-            raise ExportError(f"unknown format(s) {unknown or list(self.formats)}; choose from "
-                              f"{FORMAT_NAMES}")
+        if unknown:
+            raise ExportError(f"unknown format(s) {unknown}; choose from {FORMAT_NAMES}")
         if self.io_dtype not in IO_DTYPES:
             raise ExportError(f"io_dtype must be one of {tuple(IO_DTYPES)}, got "
                               f"{self.io_dtype!r}")
@@ -123,16 +127,59 @@ def _read_images(data: pipeline.DataConfig, config: ExportConfig) -> _Images:
     return _Images(held_out, labels, calibration)
 
 
+def settings_of(trained: TrainedModel, fmt: str, config: ExportConfig) -> Dict:
+    """What decides a format's file: the export settings and a fingerprint of the weights.
+    A re-run with the same settings reuses a complete file instead of refusing it."""
+    digest = hashlib.sha256()
+    for w in trained.model.get_weights():
+        digest.update(np.ascontiguousarray(w).tobytes())
+    fields = {k: v for k, v in dataclasses.asdict(config).items()
+              if k not in ("output_dir", "formats", "basename", "overwrite", "eval_images")}
+    return json.loads(json.dumps({"format": fmt, "model": trained.config.to_flat(),
+                                  "weights_sha256": digest.hexdigest(), **fields}, default=str))
+
+
+def _finished_report(target: str, settings: Dict) -> Optional[Dict]:
+    """The report of a complete earlier export of exactly these settings, else None."""
+    report_path = target[:-len(".tflite")] + ".json"
+    if not (os.path.exists(target) and os.path.exists(report_path)):
+        return None
+    try:
+        with open(report_path) as f:
+            report = json.load(f)
+    except (OSError, ValueError):
+        return None
+    if report.get("export_settings") != settings or \
+            report.get("size_bytes") != os.path.getsize(target):
+        return None
+    return report
+
+
 def _targets(trained: TrainedModel, config: ExportConfig) -> Dict[str, str]:
     base = config.basename or default_basename(trained.config)
-    targets = {fmt: os.path.join(config.output_dir, f"{base}_{fmt}.tflite")
-               for fmt in config.formats}
-    if not config.overwrite:
-        existing = [p for p in targets.values() if os.path.exists(p)]
-        if existing:
-            raise FileExistsError(f"{existing[0]} exists; pass overwrite=True (--overwrite) "
-                                  "to replace it")
-    return targets
+    return {fmt: os.path.join(config.output_dir, f"{base}_{fmt}.tflite")
+            for fmt in config.formats}
+
+
+def _plan(trained, config, targets) -> Dict[str, Optional[Dict]]:
+    """{format: the reusable earlier report or None}; an existing file made with other
+    settings is refused unless overwrite."""
+    plan = {}
+    for fmt, target in targets.items():
+        settings = settings_of(trained, fmt, config)
+        plan[fmt] = None if config.overwrite else _finished_report(target, settings)
+        if plan[fmt] is None and os.path.exists(target) and not config.overwrite:
+            raise FileExistsError(f"{target} exists and was made from another model or with "
+                                  "other settings; pass overwrite=True (--overwrite) to "
+                                  "replace it")
+    return plan
+
+
+def _remove_stale_temporaries(folder: str):
+    """.tmp-* files left by an export that was killed while writing."""
+    for name in os.listdir(folder):
+        if name.startswith(".tmp-") and os.path.isfile(os.path.join(folder, name)):
+            os.remove(os.path.join(folder, name))
 
 
 @dataclasses.dataclass
@@ -227,7 +274,8 @@ def _export_one(trained, fmt, target, config, data, images, log) -> Dict:
             log(line.format("REJECTED, kept as") .replace(target, rejected) + ")")
             return report
     report["written"] = True
-    files.atomic_write(target, tflite, config.overwrite)
+    report["export_settings"] = settings_of(trained, fmt, config)
+    files.atomic_write(target, tflite, True)
     files.atomic_write_json(target[:-len(".tflite")] + ".json", report)
     log(line.format("wrote") + ")")
     return report
@@ -258,13 +306,26 @@ def export(trained: TrainedModel, config: ExportConfig,
         raise ExportError("no dataset to calibrate and check on: name one (e.g. "
                           "--dataset=image_folder --image_folder=...)")
     data = dataclasses.replace(data, image_size=trained.config.input_shape[0])
-    os.makedirs(config.output_dir, exist_ok=True)
+    try:
+        os.makedirs(config.output_dir, exist_ok=True)
+        _remove_stale_temporaries(config.output_dir)
+    except OSError as e:
+        raise ExportError(f"cannot write to output_dir {config.output_dir!r}: "
+                          f"{e.strerror or e}") from None
     targets = _targets(trained, config)
-    images = _read_images(data, config)
-    reports = {fmt: _export_one(trained, fmt, targets[fmt], config, data, images, log)
-               for fmt in config.formats}
+    plan = _plan(trained, config, targets)
+    # Labels first: a killed export never leaves files without their labels.
     files.atomic_write_text(os.path.join(config.output_dir, "labels.txt"),
                             "\n".join(trained.labels) + "\n")
+    todo = [fmt for fmt in config.formats if plan[fmt] is None]
+    images = _read_images(data, config) if todo else None
+    reports = {}
+    for fmt in config.formats:
+        if plan[fmt] is not None:
+            log(f"{fmt}: {targets[fmt]} is complete with the same settings; kept")
+            reports[fmt] = plan[fmt]
+        else:
+            reports[fmt] = _export_one(trained, fmt, targets[fmt], config, data, images, log)
     failure = _guard_failures(reports, config)
     if failure:
         raise Int8AgreementError(failure)
