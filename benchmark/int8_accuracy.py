@@ -47,7 +47,7 @@ def main(argv):
     from absl import logging
     logging.set_verbosity(logging.ERROR)
 
-    from benchmark import imagenet_photos as photos
+    from mobilenet_v3.bench import imagenet_photos as photos
     from mobilenet_v3 import ModelConfig, build_model
     from mobilenet_v3.analysis import tflite_inspect
     from mobilenet_v3.bench import timing

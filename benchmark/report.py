@@ -86,7 +86,7 @@ def official_row(path, resolution):
     """(float model, int8-form model, calibration images, top-1 dict) of the imported Small."""
     import numpy as np
 
-    from benchmark import imagenet_photos as photos
+    from mobilenet_v3.bench import imagenet_photos as photos
     from mobilenet_v3.export import convert as conversion
     from mobilenet_v3.export import folding
     from mobilenet_v3.analysis import tflite_inspect

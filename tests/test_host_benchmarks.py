@@ -63,7 +63,7 @@ def test_report_table_csv_json_and_plot(tmp_path):
     proc = subprocess.run(
         [sys.executable, os.path.join(ROOT, "benchmark", "report.py"), f"--output_dir={out}",
          "--networks=ours:small:1.0,keras:small:1.0,v2:v2:0.35", "--resolution=32",
-         "--repeats=1", "--runs=3", "--warmup=1", "--core=-1"],
+         "--repeats=1", "--runs=3", "--warmup=1", "--core=-1", "--official_small="],
         capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = json.loads((out / "report.json").read_text())

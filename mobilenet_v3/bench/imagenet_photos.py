@@ -10,7 +10,7 @@ from typing import Tuple
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHARED = os.path.join(ROOT, "..", "shared")
 PHOTOS = os.path.join(SHARED, "datasets", "imagenet_samples")
 OFFICIAL_SMALL_TFLITE = os.path.join(SHARED, "models", "v3-small_224_1.0_uint8.tflite")
