@@ -136,12 +136,42 @@ def _count_skipped(ds: tf.data.Dataset, first_position, stride: int) -> tf.data.
     return ds.scan(tf.constant(first_position - stride, tf.int64), step)
 
 
+def positioned_examples(source, seed: int, shuffle_buffer: int, global_batch_size: int,
+                        input_context: tf.distribute.InputContext, start_step: int,
+                        element_pair: Callable = lambda *e: e,
+                        stream_pair: Callable = lambda ex: ex) -> tf.data.Dataset:
+    """(a, b, position, skipped) from `start_step` on, for every task's training pipeline.
+
+    Indexable sources read position p as index_shuffle(p mod N, (seed, epoch)); streamed ones
+    shuffle a repeated stream. `element_pair` / `stream_pair` turn a source's example into the
+    pair (a, b) (e.g. image and label; image and (boxes, classes)). Unreadable files are dropped
+    and counted from the gap in positions.
+    """
+    num_pipelines = input_context.num_input_pipelines
+    if source.train_element is not None:
+        n = source.num_train
+        first = start_step * global_batch_size + input_context.input_pipeline_id
+
+        def read(position):
+            index = sampling.shuffled_index(position % n, seed, position // n, n)
+            return element_pair(*source.train_element(index)) + (position,)
+        ds = tf.data.Dataset.range(first, _MAX_POSITION, num_pipelines)
+        ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        stride = num_pipelines
+    else:
+        stream = source.train_stream(seed + start_step, input_context).repeat()
+        stream = stream.shuffle(shuffle_buffer, seed=seed + start_step)
+        first, stride = start_step * global_batch_size, 1
+        ds = stream.enumerate(first).map(lambda p, ex: tuple(stream_pair(ex)) + (p,),
+                                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return _count_skipped(ds.ignore_errors(log_warning=True), first, stride)
+
+
 def train_dataset(source: Source, config: DataConfig, global_batch_size: int,
                   input_context: tf.distribute.InputContext,
                   start_step: int = 0) -> tf.data.Dataset:
     """Endless per-replica batches of (images [-1, 1], labels, skipped) from `start_step`."""
     num_pipelines = input_context.num_input_pipelines
-    pipeline = input_context.input_pipeline_id
     per_replica = input_context.get_per_replica_batch_size(global_batch_size)
     if global_batch_size % num_pipelines:
         raise ValueError(f"global batch {global_batch_size} is not divisible by the "
@@ -155,27 +185,9 @@ def train_dataset(source: Source, config: DataConfig, global_batch_size: int,
             area_range=area)
         return image, label, skipped
 
-    if source.train_element is not None:
-        n = source.num_train
-        first = start_step * global_batch_size + pipeline
-
-        def read(position):
-            index = sampling.shuffled_index(position % n, seed, position // n, n)
-            image, label = source.train_element(index)
-            return image, label, position
-        ds = tf.data.Dataset.range(first, _MAX_POSITION, num_pipelines)
-        ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.ignore_errors(log_warning=True)
-        ds = _count_skipped(ds, first, num_pipelines)
-    else:
-        stream = source.train_stream(seed + start_step, input_context).repeat()
-        stream = stream.shuffle(config.shuffle_buffer, seed=seed + start_step)
-        first = start_step * global_batch_size
-        ds = stream.enumerate(first).map(
-            lambda position, ex: (decode_image(ex[0]), ex[1], position),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.ignore_errors(log_warning=True)
-        ds = _count_skipped(ds, first, 1)
+    ds = positioned_examples(source, seed, config.shuffle_buffer, global_batch_size,
+                             input_context, start_step,
+                             stream_pair=lambda ex: (decode_image(ex[0]), ex[1]))
     ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(per_replica, drop_remainder=True)
     return ds.prefetch(tf.data.AUTOTUNE)

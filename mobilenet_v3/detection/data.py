@@ -17,8 +17,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from mobilenet_v3.data import sampling
-from mobilenet_v3.data.pipeline import _MAX_POSITION, _count_skipped, decode_image
+from mobilenet_v3.data.pipeline import decode_image, positioned_examples
 from mobilenet_v3.data.preprocessing import to_unit_range
 from mobilenet_v3.detection import boxes as box_lib, synthetic
 
@@ -313,7 +312,6 @@ def train_dataset(source: DetectionSource, config: DetectionDataConfig, detector
                   start_step: int = 0) -> tf.data.Dataset:
     """Endless per-replica batches of (images, class targets [B, N], box targets [B, N, 4],
     skipped) from `start_step`."""
-    num_pipelines = input_context.num_input_pipelines
     per_replica = input_context.get_per_replica_batch_size(global_batch_size)
     anchors = tf.constant(box_lib.anchors(detector))
     scales = detector.ssd.box_scales
@@ -325,27 +323,10 @@ def train_dataset(source: DetectionSource, config: DetectionDataConfig, detector
         cls, codes = box_lib.assign_targets(boxes, classes, anchors, scales)
         return image, cls, codes, skipped
 
-    if source.train_element is not None:
-        n = source.num_train
-        first = start_step * global_batch_size + input_context.input_pipeline_id
-
-        def read(position):
-            index = sampling.shuffled_index(position % n, seed, position // n, n)
-            image, boxes, classes = source.train_element(index)
-            return image, (boxes, classes), position
-        ds = tf.data.Dataset.range(first, _MAX_POSITION, num_pipelines)
-        ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.ignore_errors(log_warning=True)
-        ds = _count_skipped(ds, first, num_pipelines)
-    else:
-        stream = source.train_stream(seed + start_step, input_context).repeat()
-        stream = stream.shuffle(config.shuffle_buffer, seed=seed + start_step)
-        first = start_step * global_batch_size
-        ds = stream.enumerate(first).map(
-            lambda p, ex: (_as_image(ex[0]), (ex[1], ex[2]), p),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.ignore_errors(log_warning=True)
-        ds = _count_skipped(ds, first, 1)
+    ds = positioned_examples(
+        source, seed, config.shuffle_buffer, global_batch_size, input_context, start_step,
+        element_pair=lambda image, boxes, classes: (image, (boxes, classes)),
+        stream_pair=lambda ex: (_as_image(ex[0]), (ex[1], ex[2])))
     ds = ds.map(lambda image, bc, p, s: targets(image, bc[0], bc[1], p, s),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(per_replica, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -15,8 +15,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from mobilenet_v3.data import sampling
-from mobilenet_v3.data.pipeline import _MAX_POSITION, _count_skipped, decode_image, eval_steps
+from mobilenet_v3.data.pipeline import decode_image, eval_steps, positioned_examples
 from mobilenet_v3.data.preprocessing import to_unit_range
 from mobilenet_v3.segmentation import synthetic
 
@@ -284,30 +283,10 @@ def train_dataset(source: SegmentationSource, config: SegmentationDataConfig,
                   global_batch_size: int, input_context: tf.distribute.InputContext,
                   start_step: int = 0) -> tf.data.Dataset:
     """Endless per-replica batches of (images, masks, skipped) from `start_step`."""
-    num_pipelines = input_context.num_input_pipelines
     per_replica = input_context.get_per_replica_batch_size(global_batch_size)
     seed, size = config.seed, config.image_size
-    if source.train_element is not None:
-        n = source.num_train
-        first = start_step * global_batch_size + input_context.input_pipeline_id
-
-        def read(position):
-            index = sampling.shuffled_index(position % n, seed, position // n, n)
-            image, mask = source.train_element(index)
-            return image, mask, position
-        ds = tf.data.Dataset.range(first, _MAX_POSITION, num_pipelines)
-        ds = ds.map(read, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.ignore_errors(log_warning=True)
-        ds = _count_skipped(ds, first, num_pipelines)
-    else:
-        stream = source.train_stream(seed + start_step, input_context).repeat()
-        stream = stream.shuffle(config.shuffle_buffer, seed=seed + start_step)
-        first = start_step * global_batch_size
-        ds = stream.enumerate(first).map(lambda p, ex: (ex[0], ex[1], p),
-                                         num_parallel_calls=tf.data.AUTOTUNE,
-                                         deterministic=True)
-        ds = ds.ignore_errors(log_warning=True)
-        ds = _count_skipped(ds, first, 1)
+    ds = positioned_examples(source, seed, config.shuffle_buffer, global_batch_size,
+                             input_context, start_step)
 
     def prepare(image, mask, position, skipped):
         image, mask = augment(image, mask, tf.stack([tf.constant(seed, tf.int64), position]),
