@@ -43,18 +43,22 @@ def float_tensors_inside(tflite: bytes) -> List[str]:
             if t["index"] not in io and np.dtype(t["dtype"]).kind == "f"]
 
 
+def as_input(x: np.ndarray, details: Dict) -> np.ndarray:
+    """A float batch in the input tensor's dtype (quantized with its scale for int8/uint8)."""
+    if np.dtype(details["dtype"]).kind in "iu":
+        scale, zero = details["quantization"]
+        info = np.iinfo(details["dtype"])
+        x = np.clip(np.round(x / scale + zero), info.min, info.max)
+    return x.astype(details["dtype"])
+
+
 def run(tflite: bytes, images: np.ndarray, num_threads: int = 1) -> np.ndarray:
     """Runs a batch-1 model over `images` one by one; (de)quantizes int8/uint8 I/O."""
     it = interpreter(tflite, num_threads=num_threads)
     inp, out = it.get_input_details()[0], it.get_output_details()[0]
     results = []
     for image in images:
-        x = image[None]
-        if np.dtype(inp["dtype"]).kind in "iu":
-            scale, zero = inp["quantization"]
-            info = np.iinfo(inp["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max)
-        it.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        it.set_tensor(inp["index"], as_input(image[None], inp))
         it.invoke()
         y = it.get_tensor(out["index"])
         if np.dtype(out["dtype"]).kind in "iu":

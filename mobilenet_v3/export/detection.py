@@ -131,12 +131,7 @@ def run(tflite: bytes, images: np.ndarray, num_threads: int = 1) -> List[Dict[st
     inp = it.get_input_details()[0]
     results = []
     for image in images:
-        x = image[None]
-        if np.dtype(inp["dtype"]).kind in "iu":
-            scale, zero = inp["quantization"]
-            info = np.iinfo(inp["dtype"])
-            x = np.clip(np.round(x / scale + zero), info.min, info.max)
-        it.set_tensor(inp["index"], x.astype(inp["dtype"]))
+        it.set_tensor(inp["index"], tflite_inspect.as_input(image[None], inp))
         it.invoke()
         values = [it.get_tensor(i)[0] for i in outputs]
         results.append(dict(zip(OUTPUTS, values)))
