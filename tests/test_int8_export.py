@@ -114,6 +114,39 @@ def test_qat_range_calibration_replaces_tfmots_initial_six(random_images):
     tflite = convert.convert(quantized, "int8", io_dtype=tf.int8)
     assert tflite_inspect.float_tensors_inside(tflite) == []
     assert tflite_inspect.xnnpack_partitions(tflite) == 1
+    assert tflite_inspect.saturated_biases(tflite) == {}
+
+
+@pytest.mark.slow
+def test_qat_file_of_a_model_with_an_all_zero_channel_keeps_its_bias(random_images):
+    """A pruned channel (zero kernel, bias 3: Google's Small has such SE channels) gets a
+    [0, 0] weight range from tfmot's training step; its int32 bias then clips at 2^31 and the
+    file leaves the QAT model. floor_weight_ranges (applied after training and by
+    calibrate_ranges) keeps the bias."""
+    config = _config("small", "folded", resolution=32)
+    float_model = folding.rebuild(calibrated_model(_config("small", resolution=32)), config)
+    excite = next(l for l in float_model.layers if l.name.endswith("se_excite"))
+    kernel, bias = excite.get_weights()
+    kernel[..., 0], bias[0] = 0.0, 3.0
+    excite.set_weights([kernel, bias])
+    images = random_images(16, config.input_shape, seed=5)
+    quantized = qat.quantize_model(float_model)
+    qat.calibrate_ranges(quantized, float_model, images)
+    wrapper = quantized.get_layer("quant_" + excite.name)
+    low, high = (v for v in wrapper.weights if v.name.split("/")[-1].startswith("kernel_m"))
+    assert high.numpy()[0] > 0                     # floored by calibrate_ranges
+    low.assign(tf.tensor_scatter_nd_update(low, [[0]], [0.0]))   # what a training step sets
+    high.assign(tf.tensor_scatter_nd_update(high, [[0]], [0.0]))
+    keras_out = _outputs(quantized, images)
+    broken = convert.convert(quantized, "int8")
+    assert list(tflite_inspect.saturated_biases(broken).values()) == [[0]]
+    assert qat.floor_weight_ranges(quantized) == 1
+    np.testing.assert_array_equal(_outputs(quantized, images), keras_out)   # zeros stay zeros
+    fixed = convert.convert(quantized, "int8")
+    assert tflite_inspect.saturated_biases(fixed) == {}
+    errors = {name: np.abs(tflite_inspect.run(t, images) - keras_out).mean()
+              for name, t in (("broken", broken), ("fixed", fixed))}
+    assert errors["fixed"] < 0.5 * errors["broken"], errors
 
 
 def test_guard_settings_are_validated(tmp_path):

@@ -43,6 +43,33 @@ def float_tensors_inside(tflite: bytes) -> List[str]:
             if t["index"] not in io and np.dtype(t["dtype"]).kind == "f"]
 
 
+_INT32_MAX = 2 ** 31 - 1
+_BIASED_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV")
+
+
+def saturated_biases(tflite: bytes) -> Dict[str, List[int]]:
+    """{op output name: channels} whose int32 bias sits at the int32 limit.
+
+    A bias is stored as round(bias / (input scale * weight scale)); a channel whose weight
+    range is ~0 (e.g. a pruned, all-zero channel given a [0, 0] fake-quant range) gets a tiny
+    weight scale and its bias clips to +-2^31: the channel's output is then wrong by up to the
+    whole bias. The converter avoids this for post-training ranges but not for QAT ones.
+    """
+    it = interpreter(tflite, xnnpack=False)
+    details = {d["index"]: d for d in it.get_tensor_details()}
+    found = {}
+    for op in it._get_ops_details():
+        inputs = [i for i in op["inputs"] if i >= 0]
+        if op["op_name"] not in _BIASED_OPS or len(inputs) < 3 or \
+                details[inputs[2]]["dtype"] != np.int32:
+            continue
+        bias = it.get_tensor(inputs[2]).astype(np.int64).reshape(-1)
+        channels = np.flatnonzero(np.abs(bias) >= _INT32_MAX - 1)
+        if channels.size:
+            found[details[op["outputs"][0]]["name"].split(";")[0]] = channels.tolist()
+    return found
+
+
 def as_input(x: np.ndarray, details: Dict) -> np.ndarray:
     """A float batch in the input tensor's dtype (quantized with its scale for int8/uint8)."""
     if np.dtype(details["dtype"]).kind in "iu":

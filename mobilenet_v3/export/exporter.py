@@ -256,6 +256,9 @@ def _export_one(trained, fmt, target, config, data, images, log) -> Dict:
     if policy.integer and report["float_tensors_inside"]:
         raise ExportError(f"{fmt}: float tensors inside the int8 graph: "
                           f"{report['float_tensors_inside'][:5]}")
+    if policy.integer and report["saturated_biases"]:
+        raise ExportError(f"{fmt}: int32 biases clipped at the int32 limit (their weight "
+                          f"scale is ~0): {dict(list(report['saturated_biases'].items())[:3])}")
     line = (f"{fmt}: {{}} {target} ({len(tflite) / 1e6:.2f} MB, "
             f"{report['xnnpack_partitions']} XNNPACK partition(s), top-1 agreement "
             f"{report['agreement']['top1_agreement']:.3f}, max |diff| "

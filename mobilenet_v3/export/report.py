@@ -45,4 +45,5 @@ def describe(tflite: bytes, policy: FormatPolicy, form: str, sites: int) -> Dict
     }
     if policy.integer:
         report["float_tensors_inside"] = tflite_inspect.float_tensors_inside(tflite)
+        report["saturated_biases"] = tflite_inspect.saturated_biases(tflite)
     return report

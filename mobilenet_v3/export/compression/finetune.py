@@ -56,6 +56,7 @@ def qat_finetune(model: tf_keras.Model, config: ModelConfig, data: pipeline.Data
     with qat.quantize_scope():
         trainer = Trainer(train_config, ClassificationTask(train_config, model_fn=model_fn))
         trainer.train()
+    qat.floor_weight_ranges(trainer.model)     # after the last step: see its docstring
     return trainer.model
 
 

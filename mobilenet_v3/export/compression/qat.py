@@ -124,6 +124,45 @@ def _range_variables(qat_model: tf_keras.Model) -> Dict[str, Tuple[object, objec
     return found
 
 
+def _weight_range_variables(qat_model: tf_keras.Model):
+    """(kernel, min var, max var) of every weight quantizer."""
+    for layer in qat_model.layers:
+        if getattr(layer, "layer", None) is None:
+            continue
+        by_name = {v.name.split("/")[-1].split(":")[0]: v for v in layer.weights}
+        for attr in ("kernel", "depthwise_kernel"):
+            if f"{attr}_min" in by_name and attr in by_name:
+                yield by_name[attr], by_name[f"{attr}_min"], by_name[f"{attr}_max"]
+
+
+RELATIVE_RANGE_FLOOR = 1e-3
+
+
+def floor_weight_ranges(qat_model: tf_keras.Model,
+                        relative: float = RELATIVE_RANGE_FLOOR) -> int:
+    """Raises every per-channel weight range to at least `relative` x its layer's widest.
+
+    An all-zero channel (Google's Small has pruned SE channels: zero kernel, bias ~3) gets a
+    [0, 0] range from tfmot; the converter then stores its int32 bias with a ~1e-9 weight
+    scale, the bias clips at 2^31 and the channel's output is wrong by the whole bias (the
+    qat_int8 file of the imported Small agreed with its QAT Keras model on 0.38 of the photos).
+    An all-zero channel quantizes to the same zeros under any range; a nearly-zero one is
+    quantized a little more coarsely, in the QAT model and its file alike. Apply it after the
+    last training step: tfmot's LastValueQuantizer re-reads the ranges from the weights at
+    every step. Returns how many channel ranges were raised.
+    """
+    raised = 0
+    for _, min_var, max_var in _weight_range_variables(qat_model):
+        if not min_var.shape.rank:
+            continue
+        bound = np.maximum(np.abs(min_var.numpy()), np.abs(max_var.numpy()))
+        floored = np.maximum(bound, relative * bound.max())
+        raised += int(np.sum(floored > bound))
+        min_var.assign(-floored.astype(np.float32))
+        max_var.assign(floored.astype(np.float32))
+    return raised
+
+
 def calibrate_weight_ranges(qat_model: tf_keras.Model) -> int:
     """Sets every weight quantizer's range from the weights, as its first training step would.
 
@@ -133,21 +172,14 @@ def calibrate_weight_ranges(qat_model: tf_keras.Model) -> int:
     per-axis quantizers. Returns how many ranges were set.
     """
     count = 0
-    for layer in qat_model.layers:
-        inner = getattr(layer, "layer", None)
-        if inner is None:
-            continue
-        by_name = {v.name.split("/")[-1].split(":")[0]: v for v in layer.weights}
-        for attr in ("kernel", "depthwise_kernel"):
-            if f"{attr}_min" not in by_name or attr not in by_name:
-                continue
-            kernel = by_name[attr].numpy()
-            min_var, max_var = by_name[f"{attr}_min"], by_name[f"{attr}_max"]
-            axes = tuple(range(kernel.ndim - 1)) if min_var.shape.rank else None
-            bound = np.maximum(np.abs(kernel.min(axis=axes)), np.abs(kernel.max(axis=axes)))
-            min_var.assign(np.broadcast_to(-bound, min_var.shape).astype(np.float32))
-            max_var.assign(np.broadcast_to(bound, max_var.shape).astype(np.float32))
-            count += 1
+    for kernel_var, min_var, max_var in _weight_range_variables(qat_model):
+        kernel = kernel_var.numpy()
+        axes = tuple(range(kernel.ndim - 1)) if min_var.shape.rank else None
+        bound = np.maximum(np.abs(kernel.min(axis=axes)), np.abs(kernel.max(axis=axes)))
+        min_var.assign(np.broadcast_to(-bound, min_var.shape).astype(np.float32))
+        max_var.assign(np.broadcast_to(bound, max_var.shape).astype(np.float32))
+        count += 1
+    floor_weight_ranges(qat_model)
     return count
 
 
