@@ -11,9 +11,9 @@ MAdds, and against the paper's top-1 where the paper gives one). Networks have r
 weights with BN statistics from a few training-mode passes (latency does not depend on the
 weights; int8 ranges need realistic activations); their top-1 is the paper's figure, labelled
 "paper top-1". One row is a real network: Google's MobileNetV3-Small weights imported into
-ours (--official_small; skipped when missing), whose float and int8 top-1 are *measured* on the
+ours (--official_small=/tmp/official_small/model.keras; none by default), whose float and int8 top-1 are *measured* on the
 450 scoring photos of ../shared/datasets/imagenet_samples (int8 calibrated on the other 300;
-benchmark/imagenet_photos.py).
+mobilenet_v3/bench/imagenet_photos.py).
 """
 
 import csv
@@ -36,9 +36,9 @@ flags.DEFINE_integer("warmup", 20, "Warm-up invokes per file.")
 flags.DEFINE_integer("runs", 50, "Timed invokes per file per round.")
 flags.DEFINE_integer("repeats", 5, "Interleaved rounds.")
 flags.DEFINE_integer("core", 0, "CPU core to pin to (-1: no pinning).")
-flags.DEFINE_string("official_small", "/tmp/official_small/model.keras",
-                    "Google's Small imported by mobilenet_v3.weights.convert (1001 classes): "
-                    "a measured-top-1 row. Empty or missing: no such row.")
+flags.DEFINE_string("official_small", "",
+                    "Google's Small imported by mobilenet_v3.weights.convert (1001 classes), "
+                    "e.g. /tmp/official_small/model.keras: a measured-top-1 row. Empty: none.")
 
 # Paper Table 3 (float) and the 8-bit rows: ImageNet top-1 at 224.
 PAPER_TOP1 = {("large", 1.0): (75.2, 73.8), ("large", 0.75): (73.3, None),
