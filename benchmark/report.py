@@ -11,9 +11,9 @@ MAdds, and against the paper's top-1 where the paper gives one). Networks have r
 weights with BN statistics from a few training-mode passes (latency does not depend on the
 weights; int8 ranges need realistic activations); their top-1 is the paper's figure, labelled
 "paper top-1". One row is a real network: Google's MobileNetV3-Small weights imported into
-ours (--official_small=/tmp/official_small/model.keras; none by default), whose float and int8 top-1 are *measured* on the
-450 scoring photos of ../shared/datasets/imagenet_samples (int8 calibrated on the other 300;
-mobilenet_v3/bench/imagenet_photos.py).
+ours (--official_small=/tmp/official_small/model.keras; none by default), whose float and
+int8 top-1 are *measured* on the 450 scoring photos of ../shared/datasets/imagenet_samples
+(int8 calibrated on the other 300; mobilenet_v3/bench/imagenet_photos.py).
 """
 
 import csv
