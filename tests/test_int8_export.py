@@ -115,6 +115,16 @@ def test_qat_range_calibration_replaces_tfmots_initial_six(random_images):
     assert tflite_inspect.float_tensors_inside(tflite) == []
     assert tflite_inspect.xnnpack_partitions(tflite) == 1
     assert tflite_inspect.saturated_biases(tflite) == {}
+    # Depthwise weights per channel, as post-training int8 has them (tfmot: per tensor).
+    it = tflite_inspect.interpreter(tflite, xnnpack=False)
+    details = {d["index"]: d for d in it.get_tensor_details()}
+    depthwise = [details[op["inputs"][1]] for op in it._get_ops_details()
+                 if op["op_name"] == "DEPTHWISE_CONV_2D"]
+    assert depthwise and all(len(w["quantization_parameters"]["scales"]) == w["shape"][-1] > 1
+                             for w in depthwise)
+    levels = [np.abs(it.get_tensor(w["index"]).astype(int)).reshape(-1, w["shape"][-1]).max(0)
+              for w in depthwise]
+    assert all((lv == 127).all() for lv in levels), [lv.min() for lv in levels]
 
 
 @pytest.mark.slow
