@@ -20,6 +20,11 @@ def bneck(index: int) -> str:
     return f"bneck{index}"
 
 
+def is_bneck(row: str) -> bool:
+    """Whether a row name (see row_of) is a bottleneck row."""
+    return row.startswith("bneck") and row[len("bneck"):].isdigit()
+
+
 def act(prefix: str) -> str:
     """The activation output of a conv named `prefix`."""
     return f"{prefix}_act"

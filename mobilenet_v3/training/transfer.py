@@ -20,7 +20,6 @@ which also runs its BatchNorm in inference mode: statistics and weights stay as 
 
 import dataclasses
 import os
-import re
 from typing import Dict, List
 
 import numpy as np
@@ -37,14 +36,11 @@ from mobilenet_v3.weights import plan as plan_lib
 from mobilenet_v3.weights.errors import ArchitectureMismatchError, NotMobileNetV3Error, WeightsError
 from mobilenet_v3.weights.source import BatchNormStats, Entry, SourceWeights
 
-_BNECK = re.compile(r"bneck\d+")
-
-
 # ---- which layers are the backbone --------------------------------------------------------
 def is_backbone_layer(layer) -> bool:
     """Stem, bottleneck rows and the last conv (what include_top=False keeps)."""
     row = naming.row_of(layer.name)
-    return row in (naming.STEM, naming.LAST_CONV) or bool(_BNECK.fullmatch(row))
+    return row in (naming.STEM, naming.LAST_CONV) or naming.is_bneck(row)
 
 
 def backbone_layers(model: tf_keras.Model) -> List[tf_keras.layers.Layer]:
