@@ -138,7 +138,9 @@ def test_unknown_model_name_is_a_value_error():
         build_model(ModelConfig.from_flat(name="tiny"))
 
 
-def test_imagenet_weights_fail_clearly_and_paths_load(tmp_path):
+def test_imagenet_weights_fail_clearly_and_paths_load(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "empty_keras_home"))   # no cached weights
+    monkeypatch.delenv("MOBILENET_V3_WEIGHTS_DIR", raising=False)
     with pytest.raises(ValueError, match="never downloads"):
         MobileNetV3Small(weights="imagenet")
     with pytest.raises(FileNotFoundError, match="nope.h5"):
