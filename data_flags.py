@@ -25,6 +25,10 @@ def define(dataset_default, dataset_help: str, training: bool):
     flags.DEFINE_string("image_folder", None, "Root of an image folder <root>/<class>/*.jpg "
                         "(--dataset=image_folder).")
     flags.DEFINE_float("held_out_fraction", 0.1, "Image folder: fraction held out per class.")
+    flags.DEFINE_string("class_list", None, "Image folder: a text file naming every class in "
+                        "label order, one per line (e.g. a pretrained model's labels.txt); "
+                        "classes without images keep their label. Default: the sorted "
+                        "sub-folders, each holding images.")
     flags.DEFINE_string("data_dir", None, "tfds data_dir (prepared TFRecords).")
     flags.DEFINE_string("manual_dir", None,
                         "Folder with ILSVRC2012_img_train.tar / _val.tar to prepare ImageNet.")
@@ -52,7 +56,7 @@ def data_config(image_size: int, seed: int):
     return DataConfig(source=FLAGS.dataset, image_size=image_size, seed=seed,
                       num_classes=FLAGS.num_classes, image_folder=FLAGS.image_folder,
                       held_out_fraction=FLAGS.held_out_fraction, data_dir=FLAGS.data_dir,
-                      manual_dir=FLAGS.manual_dir,
+                      manual_dir=FLAGS.manual_dir, class_list=FLAGS.class_list,
                       imagenet_classes=int(FLAGS.imagenet_classes), **extra)
 
 

@@ -67,9 +67,9 @@ def _small(work: str) -> Network:
     from mobilenet_v3.bench import imagenet_photos as photos
     from mobilenet_v3.data import pipeline
     cal, _, score, labels = photos.split()
-    view = photos.labelled_view(os.path.join(work, "photos"),
-                                per_class=photos.CALIBRATION_PER_CLASS)
-    data = pipeline.DataConfig(source="image_folder", image_folder=view,
+    view, class_list = photos.labelled_view(os.path.join(work, "photos"),
+                                            per_class=photos.CALIBRATION_PER_CLASS)
+    data = pipeline.DataConfig(source="image_folder", image_folder=view, class_list=class_list,
                                held_out_fraction=0.5, image_size=224)
     return Network("small", "Google's official Small, ImageNet photos",
                    photos.official_small(FLAGS.model), cal, score, labels, data, 1001)

@@ -60,6 +60,31 @@ def test_clear_errors_for_unusable_folders(tmp_path):
 
 
 
+def test_class_list_sets_the_labels_and_keeps_classes_without_images(tmp_path):
+    """A pretrained model's label space (e.g. ImageNet's 1001) over a folder holding a few of
+    its classes: labels follow the list; classes without a folder or image keep theirs."""
+    _write_folder(tmp_path / "data")
+    os.makedirs(tmp_path / "data" / "bird")                      # listed, no image
+    listed = tmp_path / "labels.txt"
+    listed.write_text("background\ndog\nbird\nfish\ncat\n")
+    folder = image_folder.scan(str(tmp_path / "data"), str(listed))
+    assert folder.class_names == ("background", "dog", "bird", "fish", "cat")
+    assert sorted(set(folder.labels)) == [1, 4] and folder.labels.count(4) == 4
+    assert all(("/cat/" in f) == (label == 4) for f, label in zip(folder.files, folder.labels))
+    train, held = image_folder.split(folder, 0.25, seed=0)
+    assert sorted(held.labels) == [1, 4]
+    with pytest.raises(ValueError, match="hold no"):             # without the list: refused
+        image_folder.scan(str(tmp_path / "data"))
+    listed.write_text("background\ndog\n")
+    with pytest.raises(ValueError, match=r"\['bird', 'cat'\].*not in the class list"):
+        image_folder.scan(str(tmp_path / "data"), str(listed))
+    listed.write_text("dog\ndog\ncat\n")
+    with pytest.raises(ValueError, match="repeated"):
+        image_folder.scan(str(tmp_path / "data"), str(listed))
+    with pytest.raises(FileNotFoundError, match="cannot be read"):
+        image_folder.scan(str(tmp_path / "data"), str(tmp_path / "missing.txt"))
+
+
 def test_degenerate_folders_are_refused(tmp_path):
     from test_train_script import _degenerate_folders
     from mobilenet_v3.data import pipeline

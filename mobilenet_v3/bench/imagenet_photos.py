@@ -51,22 +51,24 @@ def keras_outputs(model, images: np.ndarray, batch: int = 50) -> np.ndarray:
                            for i in range(0, len(images), batch)])
 
 
-def labelled_view(target: str, root: str = PHOTOS, per_class: int = 0) -> str:
-    """An image folder whose sorted class folders are the 1001 TF-Slim classes (background
-    first, then the 1000 wnids; empty where there is no photo), with symlinks to the photos,
-    so that train.py / export_tflite.py's `--dataset=image_folder` gives ImageNet labels.
-    `per_class` > 0 links only the first that many photos of each class (the calibration
-    part of `split`)."""
+def labelled_view(target: str, root: str = PHOTOS, per_class: int = 0) -> Tuple[str, str]:
+    """(image folder, class list) giving the photos TF-Slim's 1001 labels (background = 0,
+    then the 1000 wnids) through `--dataset=image_folder --class_list=`: the folder holds
+    symlinks to the first `per_class` photos of each class (0: all; 2: the calibration part
+    of `split`)."""
+    from mobilenet_v3 import files
     from mobilenet_v3.data import imagenet_classes
-    os.makedirs(os.path.join(target, "0000_background"), exist_ok=True)
-    for i, wnid in enumerate(imagenet_classes.wnids()):
-        folder = os.path.join(target, f"{i + 1:04d}_{wnid}")
-        os.makedirs(folder, exist_ok=True)
+    wnids = imagenet_classes.wnids()
+    for wnid in wnids:
         source = os.path.join(root, wnid)
-        if os.path.isdir(source):
-            names = sorted(n for n in os.listdir(source) if n.lower().endswith(".jpg"))
-            for name in names[:per_class] if per_class else names:
-                link = os.path.join(folder, name)
-                if not os.path.lexists(link):
-                    os.symlink(os.path.abspath(os.path.join(source, name)), link)
-    return target
+        if not os.path.isdir(source):
+            continue
+        os.makedirs(os.path.join(target, wnid), exist_ok=True)
+        names = sorted(n for n in os.listdir(source) if n.lower().endswith(".jpg"))
+        for name in names[:per_class] if per_class else names:
+            link = os.path.join(target, wnid, name)
+            if not os.path.lexists(link):
+                os.symlink(os.path.abspath(os.path.join(source, name)), link)
+    class_list = target.rstrip("/") + "_classes.txt"
+    files.atomic_write_text(class_list, "\n".join(["background"] + list(wnids)) + "\n")
+    return target, class_list

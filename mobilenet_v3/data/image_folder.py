@@ -7,7 +7,7 @@ warning per file (tf.data's ignore_errors); a split with no readable file at all
 
 import dataclasses
 import os
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -22,17 +22,43 @@ class ImageFolder:
     labels: Tuple[int, ...]
 
 
-def scan(root: str) -> ImageFolder:
-    """Lists the classes and image files under `root`; clear errors for unusable folders."""
+def read_class_list(path: str) -> Tuple[str, ...]:
+    """Class names in label order, one per line (e.g. a pretrained model's labels.txt)."""
+    try:
+        with open(path) as f:
+            names = tuple(line.strip() for line in f if line.strip())
+    except OSError as e:
+        raise FileNotFoundError(f"class list {path!r} cannot be read: {e.strerror}") from None
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if len(names) < 2 or duplicated:
+        raise ValueError(f"class list {path!r} needs >= 2 distinct names, one per line"
+                         + (f" (repeated: {duplicated[:5]})" if duplicated else ""))
+    return names
+
+
+def scan(root: str, class_list: Optional[str] = None) -> ImageFolder:
+    """Lists the classes and image files under `root`; clear errors for unusable folders.
+
+    Without `class_list` the classes are the sorted sub-folders, and each must hold an image.
+    With it, labels follow the list and a class may have no folder or no image (e.g. a few
+    ImageNet classes fine-tuned in the 1001-class label space of a pretrained model); a
+    sub-folder the list does not name is refused.
+    """
     if not os.path.isdir(root):
         raise FileNotFoundError(f"image folder not found: {root!r} (expected "
                                 "<root>/<class name>/*.jpg|png)")
-    class_names = tuple(sorted(d for d in os.listdir(root)
-                               if os.path.isdir(os.path.join(root, d))))
+    folders = tuple(sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))))
+    class_names = read_class_list(class_list) if class_list else folders
     if not class_names:
         raise ValueError(f"no class sub-folders in {root!r} (expected <root>/<class>/*.jpg)")
+    unknown = sorted(set(folders) - set(class_names))
+    if unknown:
+        raise ValueError(f"sub-folder(s) {unknown[:5]} of {root!r} are not in the class list "
+                         f"{class_list!r}")
     files, labels = [], []
     for label, name in enumerate(class_names):
+        if name not in folders:
+            continue
         for filename in sorted(os.listdir(os.path.join(root, name))):
             if filename.lower().endswith(IMAGE_EXTENSIONS):
                 files.append(os.path.join(root, name, filename))
@@ -40,10 +66,11 @@ def scan(root: str) -> ImageFolder:
     if not files:
         raise ValueError(f"no .jpg/.jpeg/.png files under {root!r}")
     empty = [name for label, name in enumerate(class_names) if label not in set(labels)]
-    if empty:
+    if empty and not class_list:
         raise ValueError(f"class folder(s) {empty} under {root!r} hold no .jpg/.jpeg/.png "
                          "file: add images or remove the folder (an empty class would still "
-                         "get a label and a classifier output)")
+                         "get a label and a classifier output; to keep such labels on "
+                         "purpose, name every class in a class list)")
     if len(class_names) < 2:
         raise ValueError(f"{root!r} has one class ({class_names[0]!r}); a classifier needs "
                          "at least 2 class sub-folders")

@@ -36,6 +36,7 @@ class DataConfig:
     # image folder
     image_folder: Optional[str] = None
     held_out_fraction: float = 0.1
+    class_list: Optional[str] = None     # labels in this order; classes may lack images
     # imagenet (tfds)
     data_dir: Optional[str] = None
     manual_dir: Optional[str] = None
@@ -88,7 +89,7 @@ def open_source(config: DataConfig) -> Source:
             train_element=train_element,
             class_names=tuple(f"class_{i}" for i in range(config.num_classes)))
     if config.source == "image_folder":
-        folder = image_folder.scan(config.image_folder)
+        folder = image_folder.scan(config.image_folder, config.class_list)
         train, held_out = image_folder.split(folder, config.held_out_fraction, config.seed)
         if not train.files or not held_out.files:
             raise ValueError(f"{config.image_folder!r} has too few images for a "

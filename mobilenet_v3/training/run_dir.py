@@ -47,6 +47,7 @@ RESUME_SETTINGS = {"global_batch_size": "batch_size", "seed": "seed",
                    "data.min_crop_area": "min_crop_area", "data.num_classes": "num_classes",
                    "data.synthetic_train_examples": "synthetic_train_examples",
                    "data.held_out_fraction": "held_out_fraction",
+                   "data.class_list": "class_list",
                    "data.imagenet_classes": "imagenet_classes"}
 
 
