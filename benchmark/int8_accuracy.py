@@ -32,7 +32,8 @@ flags.DEFINE_string("model", "/tmp/official_small/model.keras", "The imported of
                     "('' : no Small rows).")
 flags.DEFINE_string("large_run", "", "A train.py run folder of a Large trained on real photos "
                     "('' : no Large rows).")
-flags.DEFINE_integer("large_score_images", 1000, "Held-out images scored for the Large run.")
+flags.DEFINE_integer("large_score_images", 0, "Held-out images scored for the Large run (0: "
+                     "all; they come class by class, so a part is not a fair sample).")
 flags.DEFINE_integer("large_calibration_images", 300, "Training images that calibrate it.")
 flags.DEFINE_list("calibration_sizes", ["30", "100", "300"],
                   "Calibration set sizes tried with the default form (folded, exact).")
@@ -83,7 +84,7 @@ def _large(run: str) -> Network:
     data = RunDir(run).data_config()
     source = pipeline.open_source(data)
     score, labels = sampling.sample_images(source, data.image_size, "eval",
-                                           FLAGS.large_score_images)
+                                           FLAGS.large_score_images or source.num_eval)
     cal = sampling.sample_images(source, data.image_size, "train",
                                  FLAGS.large_calibration_images)[0]
     return Network("large", f"Large trained by {run} ({data.image_folder or data.source})",

@@ -63,7 +63,7 @@ class ExportConfig:
     eval_images: int = 0                      # top-1 over this many held-out images (0: off)
     qat_steps: int = 200
     qat_batch_size: int = 32
-    qat_learning_rate: float = 1e-4
+    qat_learning_rate: float = 1e-6           # RMSProp: 1e-5 already hurts a trained model
     overwrite: bool = False
     seed: int = 0
 
