@@ -30,6 +30,7 @@ def test_scan_split_and_decode(tmp_path):
     assert len(folder.files) == 8 and folder.labels.count(0) == 4
     train, held = image_folder.split(folder, 0.25, seed=1)
     assert len(held.files) == 2 and sorted(held.labels) == [0, 1]   # stratified
+    assert image_folder.split(folder, 0.5, seed=1)[1].labels == (0, 1, 0, 1)   # interleaved
     assert not set(train.files) & set(held.files)
     assert image_folder.split(folder, 0.25, seed=1) == (train, held)  # reproducible
     images = list(image_folder.dataset(folder))

@@ -96,22 +96,30 @@ def first_readable(files, what: str) -> str:
 
 def split(folder: ImageFolder, held_out_fraction: float,
           seed: int = 0) -> Tuple[ImageFolder, ImageFolder]:
-    """(train, held_out): the same fraction of every class held out, chosen by `seed`."""
+    """(train, held_out): the same fraction of every class held out, chosen by `seed`.
+
+    The held-out files are interleaved across classes (one of each class in turn), so that
+    its first N images, e.g. an export's check images, are a fair sample rather than the
+    first class's.
+    """
     if not 0.0 <= held_out_fraction < 1.0:
         raise ValueError(f"held_out_fraction must be in [0, 1), got {held_out_fraction}")
     rng = np.random.RandomState(seed)
     labels = np.array(folder.labels)
-    held = np.zeros(len(labels), bool)
+    chosen = []
     for label in range(len(folder.class_names)):
         members = np.flatnonzero(labels == label)
         count = int(round(len(members) * held_out_fraction))
-        held[rng.permutation(members)[:count]] = True
+        chosen.append(np.sort(rng.permutation(members)[:count]))
+    interleaved = [c[k] for k in range(max(map(len, chosen), default=0))
+                   for c in chosen if k < len(c)]
+    held = np.zeros(len(labels), bool)
+    held[interleaved] = True
 
-    def subset(mask) -> ImageFolder:
-        idx = np.flatnonzero(mask)
+    def subset(idx) -> ImageFolder:
         return ImageFolder(folder.class_names, tuple(folder.files[i] for i in idx),
                            tuple(int(labels[i]) for i in idx))
-    return subset(~held), subset(held)
+    return subset(np.flatnonzero(~held)), subset(interleaved)
 
 
 def decode(path, label):
