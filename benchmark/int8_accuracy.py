@@ -32,8 +32,8 @@ flags.DEFINE_string("model", "/tmp/official_small/model.keras", "The imported of
                     "('' : no Small rows).")
 flags.DEFINE_string("large_run", "", "A train.py run folder of a Large trained on real photos "
                     "('' : no Large rows).")
-flags.DEFINE_integer("large_score_images", 0, "Held-out images scored for the Large run (0: "
-                     "all; they come class by class, so a part is not a fair sample).")
+flags.DEFINE_integer("large_score_images", 0, "Held-out images scored for the Large run "
+                     "(0: all of them).")
 flags.DEFINE_integer("large_calibration_images", 300, "Training images that calibrate it.")
 flags.DEFINE_list("calibration_sizes", ["30", "100", "300"],
                   "Calibration set sizes tried with the default form (folded, exact).")
