@@ -119,7 +119,8 @@ def test_a_model_dir_of_another_model_is_not_resumed(tmp_path):
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
 def test_mixed_precision_trains_with_float32_variables(tmp_path, policy):
-    trainer = Trainer(tiny_train_config(tmp_path, precision=policy, train_steps=3, epochs=1))
+    trainer = Trainer(tiny_train_config(tmp_path, precision=policy, train_steps=3, epochs=1,
+                                        global_batch_size=4))
     # Loss scaling is for float16 only (bfloat16 has float32's exponent range).
     assert isinstance(trainer.optimizer, tf_keras.mixed_precision.LossScaleOptimizer) == \
         (policy == "mixed_float16")
