@@ -2,6 +2,9 @@
 
 from setuptools import find_packages, setup
 
+_COREMLTOOLS = ("coremltools>=9.0,<10; sys_platform == 'darwin' or "
+                "(sys_platform == 'linux' and platform_machine == 'x86_64')")
+
 setup(
     name="mobilenet-v3",
     version="0.1.0",
@@ -26,5 +29,12 @@ setup(
         "matplotlib>=3.8",
         "pycocotools>=2.0.8,<3",    # COCO mAP for the SSDLite detector
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
+    extras_require={
+        # coremltools: only its generated protobuf modules, to read the official
+        # SSDLite-MobileNetV3 weights from their Core ML conversion in ../shared (tests and
+        # benchmarks; users import the OD API's model.ckpt without it). Wheels exist for
+        # Linux x86_64 and macOS only: elsewhere the tests that need it skip.
+        "test": ["pytest>=8", "pytest-xdist>=3.5", _COREMLTOOLS],
+        "coreml": [_COREMLTOOLS],
+    },
 )
