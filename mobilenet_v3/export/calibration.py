@@ -20,7 +20,7 @@ MLIR quantizer the converter calls. With unchanged ranges this path gives the co
 (tests/test_int8_calibration.py).
 """
 
-from typing import Callable, Dict, Iterable, Tuple
+from typing import Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -94,13 +94,27 @@ def with_exact_ranges(calibrated: bytes, images: Iterable[np.ndarray]) -> Tuple[
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), summary
 
 
-def quantize(converter: tf.lite.TFLiteConverter, calibrated: bytes, io_dtype) -> bytes:
-    """What converter.convert() does with a calibrated model (MLIR quantizer, buffer dedup)."""
+def quantize(converter: tf.lite.TFLiteConverter, calibrated: bytes, io_dtype,
+             denylisted_nodes: Optional[Sequence[str]] = None) -> bytes:
+    """What converter.convert() does with a calibrated model (MLIR quantizer, buffer dedup);
+    `denylisted_nodes` (op output names) stay float (export/mixed_precision.py)."""
     quantized = mlir_quantize(
         calibrated,
         converter._experimental_disable_per_channel,   # pylint: disable=protected-access
-        input_data_type=io_dtype, output_data_type=io_dtype)
+        input_data_type=io_dtype, output_data_type=io_dtype,
+        denylisted_nodes=list(denylisted_nodes) if denylisted_nodes else None)
     return deduplicate_readonly_buffers(quantized)
+
+
+def calibrate(converter: tf.lite.TFLiteConverter, images: Sequence[np.ndarray],
+              io_dtype) -> Tuple[bytes, Dict]:
+    """(the converter's float model with exact ranges, summary), ready for `quantize`."""
+    converter.representative_dataset = lambda: ([x[None]] for x in images)
+    converter.inference_input_type = io_dtype
+    converter.inference_output_type = io_dtype
+    calibrated, summary = with_exact_ranges(calibrated_float_model(converter), images)
+    summary["images"] = len(images)
+    return calibrated, summary
 
 
 def convert_int8(converter: tf.lite.TFLiteConverter,
@@ -108,9 +122,5 @@ def convert_int8(converter: tf.lite.TFLiteConverter,
                  io_dtype) -> Tuple[bytes, Dict]:
     """Full-integer PTQ of a configured converter, calibrated with exact ranges."""
     images = [np.asarray(x, np.float32) for x in representative_images()]
-    converter.representative_dataset = lambda: ([x[None]] for x in images)
-    converter.inference_input_type = io_dtype
-    converter.inference_output_type = io_dtype
-    calibrated, summary = with_exact_ranges(calibrated_float_model(converter), images)
-    summary["images"] = len(images)
+    calibrated, summary = calibrate(converter, images, io_dtype)
     return quantize(converter, calibrated, io_dtype), summary

@@ -7,7 +7,7 @@ unfrozen function, and is ~10x faster because it skips `from_keras_model`'s inte
 SavedModel export (measured: 2.4 s vs 36 s for Large 0.5 @96).
 """
 
-from typing import Callable, Dict, Iterable, Optional
+from typing import Callable, Dict, Iterable, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -54,7 +54,7 @@ def convert(model: tf_keras.Model, fmt: str = "float32",
     # No trackable_obj: with one the converter exports a SavedModel again (30 s instead of
     # 3 s); the frozen function holds no variables, so the graph path it logs as
     # deprecated is the right one here.
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen_function(model)])
+    converter = _converter(model)
     if fmt == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         converter.target_spec.supported_types = [tf.float16]
@@ -78,3 +78,16 @@ def convert(model: tf_keras.Model, fmt: str = "float32",
         converter.inference_input_type = io_dtype
         converter.inference_output_type = io_dtype
     return converter.convert()
+
+
+def _converter(model: tf_keras.Model) -> tf.lite.TFLiteConverter:
+    # No trackable_obj: see convert().
+    return tf.lite.TFLiteConverter.from_concrete_functions([frozen_function(model)])
+
+
+def convert_int8_mixed(model: tf_keras.Model, images, agreement: Callable[[bytes], float],
+                       policy, io_dtype=tf.float32) -> Tuple[bytes, Dict]:
+    """Post-training int8 with exact ranges, float islands where `agreement` stays below
+    `policy.target_agreement` (export/mixed_precision.py). Returns (file, report parts)."""
+    from mobilenet_v3.export import mixed_precision
+    return mixed_precision.convert(_converter(model), images, agreement, policy, io_dtype)
