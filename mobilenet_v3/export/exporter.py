@@ -14,14 +14,14 @@ import dataclasses
 import hashlib
 import json
 import os
-from typing import Callable, Dict, Optional, Sequence
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 
 from mobilenet_v3 import files
 from mobilenet_v3.data import pipeline, sampling
-from mobilenet_v3.export import convert, folding
+from mobilenet_v3.export import convert, file_state, folding
 from mobilenet_v3.export.compression import finetune
 from mobilenet_v3.export.formats import FORMAT_NAMES, FORMATS, IO_DTYPES, FormatPolicy
 from mobilenet_v3.export.report import describe
@@ -58,7 +58,7 @@ class ExportConfig:
     hard_swish_form: Optional[str] = None     # None: the format's policy (formats.py)
     calibration_images: int = 200             # int8 PTQ representative set (training split)
     calibration: str = "exact"                # int8 PTQ ranges: exact | converter (calibration.py)
-    min_int8_agreement: float = DEFAULT_MIN_INT8_AGREEMENT   # guard; 0 turns it off
+    min_int8_agreement: Optional[float] = None   # guard (None: the task's default); 0: off
     check_images: int = 64                    # held-out images compared with Keras
     eval_images: int = 0                      # top-1 over this many held-out images (0: off)
     qat_steps: int = 200
@@ -66,6 +66,8 @@ class ExportConfig:
     qat_learning_rate: float = 1e-6           # RMSProp: 1e-5 already hurts a trained model
     overwrite: bool = False
     seed: int = 0
+    max_float_blocks: Optional[int] = None   # int8 detection/segmentation: float islands
+    resolution: Optional[Tuple[int, int]] = None   # segmentation: export size HxW
 
     def validate(self):
         if not [f for f in self.formats if f]:
@@ -83,7 +85,7 @@ class ExportConfig:
         if self.calibration not in convert.CALIBRATIONS:
             raise ExportError(f"calibration must be one of {convert.CALIBRATIONS}, got "
                               f"{self.calibration!r}")
-        if not 0.0 <= self.min_int8_agreement <= 1.0:
+        if self.min_int8_agreement is not None and not 0.0 <= self.min_int8_agreement <= 1.0:
             raise ExportError(f"min_int8_agreement must be in [0, 1], got "
                               f"{self.min_int8_agreement!r}")
         if ("int8" in self.formats or "qat_int8" in self.formats) and \
@@ -94,6 +96,8 @@ class ExportConfig:
             raise ExportError("qat_int8 needs qat_steps >= 1 and qat_batch_size >= 1")
         if self.check_images < 1 or self.eval_images < 0:
             raise ExportError("check_images must be >= 1 and eval_images >= 0")
+        if self.max_float_blocks is not None and self.max_float_blocks < 0:
+            raise ExportError("max_float_blocks must be >= 0")
 
 
 def default_basename(config: ModelConfig) -> str:
@@ -134,25 +138,10 @@ def settings_of(trained: TrainedModel, fmt: str, config: ExportConfig) -> Dict:
     for w in trained.model.get_weights():
         digest.update(np.ascontiguousarray(w).tobytes())
     fields = {k: v for k, v in dataclasses.asdict(config).items()
-              if k not in ("output_dir", "formats", "basename", "overwrite", "eval_images")}
+              if k not in ("output_dir", "formats", "basename", "overwrite", "eval_images",
+                           "max_float_blocks", "resolution")}
     return json.loads(json.dumps({"format": fmt, "model": trained.config.to_flat(),
                                   "weights_sha256": digest.hexdigest(), **fields}, default=str))
-
-
-def _finished_report(target: str, settings: Dict) -> Optional[Dict]:
-    """The report of a complete earlier export of exactly these settings, else None."""
-    report_path = target[:-len(".tflite")] + ".json"
-    if not (os.path.exists(target) and os.path.exists(report_path)):
-        return None
-    try:
-        with open(report_path) as f:
-            report = json.load(f)
-    except (OSError, ValueError):
-        return None
-    if report.get("export_settings") != settings or \
-            report.get("size_bytes") != os.path.getsize(target):
-        return None
-    return report
 
 
 def _targets(trained: TrainedModel, config: ExportConfig) -> Dict[str, str]:
@@ -167,8 +156,9 @@ def _plan(trained, config, targets) -> Dict[str, Optional[Dict]]:
     plan = {}
     for fmt, target in targets.items():
         settings = settings_of(trained, fmt, config)
-        plan[fmt] = None if config.overwrite else _finished_report(target, settings)
-        if plan[fmt] is None and os.path.exists(target) and not config.overwrite:
+        plan[fmt], ours = (None, True) if config.overwrite else \
+            file_state.earlier(target, settings)
+        if not ours:
             raise FileExistsError(f"{target} exists and was made from another model or with "
                                   "other settings; pass overwrite=True (--overwrite) to "
                                   "replace it")
@@ -276,10 +266,12 @@ def _export_one(trained, fmt, target, config, data, images, log) -> Dict:
             files.atomic_write_json(rejected[:-len(".tflite")] + ".json", report, True)
             log(line.format("REJECTED, kept as") .replace(target, rejected) + ")")
             return report
-    report["written"] = True
-    report["export_settings"] = settings_of(trained, fmt, config)
+    report.update(written=True, export_settings=settings_of(trained, fmt, config),
+                  sha256=file_state.sha256(tflite),
+                  replaces_sha256=file_state.current_sha256(target))
+    # The report first: a kill before the file leaves a report whose file a rerun redoes.
+    files.atomic_write_json(file_state.report_path(target), report)
     files.atomic_write(target, tflite, True)
-    files.atomic_write_json(target[:-len(".tflite")] + ".json", report)
     log(line.format("wrote") + ")")
     return report
 
@@ -304,6 +296,8 @@ def export(trained: TrainedModel, config: ExportConfig,
            log: Callable[[str], None] = print) -> Dict[str, Dict]:
     """Writes every requested format; returns {format: report}."""
     config.validate()
+    if config.min_int8_agreement is None:
+        config = dataclasses.replace(config, min_int8_agreement=DEFAULT_MIN_INT8_AGREEMENT)
     data = data or trained.data
     if data is None:
         raise ExportError("no dataset to calibrate and check on: name one (e.g. "
