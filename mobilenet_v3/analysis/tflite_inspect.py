@@ -93,3 +93,14 @@ def run(tflite: bytes, images: np.ndarray, num_threads: int = 1) -> np.ndarray:
             y = (y.astype(np.float32) - zero) * scale
         results.append(y[0])
     return np.stack(results)
+
+
+def output_ranks(tflite: bytes) -> List[int]:
+    """The rank of each output (classifier [1, C]: [2]; segmenter [1, H, W, C]: [4])."""
+    it = Interpreter(model_content=tflite,
+                     experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    return [len(d["shape"]) for d in it.get_output_details()]
+
+
+def has_op(tflite: bytes, name: str) -> bool:
+    return name in op_names(tflite)

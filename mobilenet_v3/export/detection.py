@@ -9,9 +9,9 @@ tf.function whose `experimental_implements` signature the converter legalises to
 LiteRT resolves it as a builtin custom op, so no extra library is needed.
 """
 
-from typing import Callable, Dict, Iterable, List, Optional
-
+import contextlib
 import tempfile
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -21,6 +21,7 @@ from tensorflow.python.framework.convert_to_constants import (
 
 from mobilenet_v3.analysis import tflite_inspect
 from mobilenet_v3.detection import boxes as box_lib
+from mobilenet_v3.export import folding, mixed_precision
 from mobilenet_v3.modeling.heads.ssdlite import DetectorConfig, build_ssdlite
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
@@ -29,11 +30,14 @@ OUTPUTS = ("boxes", "classes", "scores", "count")
 
 def inference_model(trained: tf_keras.Model, config: DetectorConfig,
                     hard_swish_form: str) -> tf_keras.Model:
-    """The trained weights in a batch-1 graph with the chosen h-swish form, [-1, 1] input."""
+    """The trained weights in a batch-1 graph with the chosen h-swish form, [-1, 1] input
+    ('folded': the 1/6 moved into the next convs' kernels, export/folding.py)."""
     graph = config.replace(batch_size=1, hard_swish_form=hard_swish_form,
                            include_preprocessing=False, weight_decay=0.0)
     model = build_ssdlite(graph)
     model.set_weights(trained.get_weights())
+    if hard_swish_form == "folded":
+        folding.fold_weights(model)
     return model
 
 
@@ -75,12 +79,9 @@ class _DetectorModule(tf.Module):
         return box_encodings, tf.sigmoid(logits)
 
 
-def convert(model: tf_keras.Model, config: DetectorConfig, fmt: str = "float32",
-            representative_images: Optional[Callable[[], Iterable[np.ndarray]]] = None
-            ) -> bytes:
-    """float32 or int8 (post-training, float I/O, int8 inside) .tflite with the custom op."""
-    if fmt not in ("float32", "int8"):
-        raise ValueError(f"detector formats are float32 and int8, got {fmt!r}")
+@contextlib.contextmanager
+def _converter(model: tf_keras.Model, config: DetectorConfig):
+    """A converter of the detector graph (network + post-processing op), batch 1."""
     module = _DetectorModule(model, config)
     # The network is frozen like export.convert (no SavedModel round trip: ~20x faster); the
     # post-processing composite is added after freezing, which would inline it.
@@ -98,27 +99,41 @@ def convert(model: tf_keras.Model, config: DetectorConfig, fmt: str = "float32",
         return holder.postprocess(box_encodings, scores, tf.constant(module.anchors))[::-1]
     holder.detect = detect
     # The converter legalises `implements` composites when it imports a SavedModel; this one
-    # holds no variables, so writing it is quick.
+    # holds no variables, so writing it is quick. It is read at each convert().
     with tempfile.TemporaryDirectory() as folder:
         tf.saved_model.save(holder, folder, signatures={"serving_default": detect})
         converter = tf.lite.TFLiteConverter.from_saved_model(folder)
         converter.allow_custom_ops = True
-        _configure(converter, fmt, representative_images)
-        return converter.convert()
+        yield converter
 
 
-def _configure(converter, fmt, representative_images):
+def convert(model: tf_keras.Model, config: DetectorConfig, fmt: str = "float32",
+            representative_images: Optional[Callable[[], Iterable[np.ndarray]]] = None
+            ) -> bytes:
+    """float32, or pure int8 (exact calibration, float I/O, no float op but the
+    post-processing) .tflite with the custom op. `convert_int8` is the exporter's int8."""
+    if fmt not in ("float32", "int8"):
+        raise ValueError(f"detector formats are float32 and int8, got {fmt!r}")
     if fmt == "int8":
         if representative_images is None:
             raise ValueError("int8 export needs representative images")
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        images = [np.asarray(x, np.float32) for x in representative_images()]
+        return convert_int8(model, config, images, None,
+                            mixed_precision.MixedPolicy(1.0, enabled=False))[0]
+    with _converter(model, config) as converter:
+        return converter.convert()
 
-        def dataset():
-            for image in representative_images():
-                yield [np.asarray(image, np.float32)[None]]
-        converter.representative_dataset = dataset
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
-                                               tf.lite.OpsSet.TFLITE_BUILTINS]
+
+def convert_int8(model: tf_keras.Model, config: DetectorConfig, images: Sequence[np.ndarray],
+                 agreement: Optional[Callable[[bytes], float]],
+                 policy: mixed_precision.MixedPolicy,
+                 io_dtype=tf.float32) -> Tuple[bytes, Dict]:
+    """int8 with exact ranges; tensors int8 cannot hold stay float while the file's
+    agreement is below `policy.target_agreement` (export/mixed_precision.py).
+    Returns (file, {"calibration": ..., "mixed": ...})."""
+    with _converter(model, config) as converter:
+        return mixed_precision.convert(converter, images, agreement or (lambda _: 1.0),
+                                       policy, io_dtype)
 
 
 def run(tflite: bytes, images: np.ndarray, num_threads: int = 1) -> List[Dict[str, np.ndarray]]:

@@ -25,7 +25,7 @@ def inference_model(trained: Optional[tf_keras.Model], config: SegmenterConfig,
     graph = config.replace(batch_size=1, hard_swish_form=hard_swish_form,
                            include_preprocessing=False, weight_decay=0.0,
                            input_shape=(h, w, 3))
-    model = build_segmenter(graph, pool_as_depthwise=hard_swish_form == "unfused")
+    model = build_segmenter(graph, pool_as_depthwise=hard_swish_form != "fused")
     if trained is not None:
         copy_weights(trained, model)
     return model

@@ -1,0 +1,199 @@
+"""Export of a detector or segmenter: float32 and int8, verified, guarded, resumable.
+
+What classification's exporter (exporter.py) gives every file, for the head tasks: int8 with
+exact calibration, the folded h-swish and, where one int8 scale cannot hold a tensor of the real
+weights, float islands chosen per model (mixed_precision.py); refusal of unplanned float
+tensors and of saturated int32 biases; a JSON report per file; atomic writes, and a rerun with
+the same settings keeps complete files; the guard: an int8 file whose agreement with its float
+model is below the task's minimum is kept only as `<name>.rejected.tflite` and the export fails.
+
+A task supplies a `TaskAdapter`: how to make each format's file, how to score a file against
+the float model (one number for the guard and the search, details for the report) and which
+float tensors the format itself needs (the detector's post-processing op takes float).
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+from typing import Callable, Dict, Optional, Sequence, Set, Tuple
+
+import numpy as np
+
+from mobilenet_v3 import files
+from mobilenet_v3.analysis import tflite_inspect
+from mobilenet_v3.export import file_state, mixed_precision
+from mobilenet_v3.export.exporter import ExportError, Int8AgreementError
+
+FORMATS = ("float32", "int8")
+
+
+@dataclasses.dataclass
+class TaskAdapter:
+    task: str
+    model_record: Dict                                  # model_config.json of the model
+    weights: Sequence[np.ndarray]                       # for the settings fingerprint
+    float_file: Callable[[], bytes]
+    # int8_file(agreement(file) -> value, MixedPolicy) -> (file, {"calibration", "mixed"})
+    int8_file: Callable[[Callable[[bytes], float], mixed_precision.MixedPolicy],
+                        Tuple[bytes, Dict]]
+    score: Callable[[bytes], Dict]                      # the file vs the float model
+    value_key: str                                      # the key of `score` the guard reads
+    describe: Callable[[bytes, str], Dict]              # ops, partitions, I/O
+    search_key: Optional[str] = None                    # what the mixed search raises
+    allowed_float: Callable[[bytes], Set[int]] = lambda tflite: set()
+
+
+@dataclasses.dataclass
+class TaskExportConfig:
+    output_dir: str
+    formats: Sequence[str] = FORMATS
+    basename: str = "model"
+    min_agreement: float = 0.9          # guard on adapter.score()[value_key]; 0 turns it off
+    target_agreement: float = 0.95      # the mixed search stops here
+    max_float_blocks: int = 8          # 0 = pure int8
+    overwrite: bool = False
+    extra_settings: Optional[Dict] = None   # anything else that decides the files
+
+    def validate(self):
+        if not [f for f in self.formats if f]:
+            raise ExportError(f"no format given: choose from {', '.join(FORMATS)}")
+        bad = sorted(set(self.formats) - set(FORMATS))
+        if bad:
+            raise ExportError(f"this task exports as {', '.join(FORMATS)}; got {bad}")
+        for name in ("min_agreement", "target_agreement"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ExportError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
+        if self.max_float_blocks < 0:
+            raise ExportError("max_float_blocks must be >= 0")
+
+
+def _settings(adapter: TaskAdapter, fmt: str, config: TaskExportConfig,
+              calibration: Optional[np.ndarray]) -> Dict:
+    digest = hashlib.sha256()
+    for w in adapter.weights:
+        digest.update(np.ascontiguousarray(w).tobytes())
+    if fmt == "int8" and calibration is not None:
+        digest.update(np.ascontiguousarray(calibration).tobytes())
+    fields = {k: v for k, v in dataclasses.asdict(config).items()
+              if k not in ("output_dir", "formats", "basename", "overwrite")}
+    return json.loads(json.dumps({"format": fmt, "model": adapter.model_record,
+                                  "weights_and_calibration_sha256": digest.hexdigest(),
+                                  **fields}, default=str))
+
+
+def unplanned_float_tensors(tflite: bytes, allowed: Set[int]) -> list:
+    """Float tensors of an int8 file other than its I/O and `allowed` (tensor indices)."""
+    it = tflite_inspect.interpreter(tflite, xnnpack=False)
+    io = {d["index"] for d in it.get_input_details() + it.get_output_details()}
+    used = {int(i) for op in it._get_ops_details()
+            for i in list(op["inputs"]) + list(op["outputs"])}
+    return [d["name"] for d in it.get_tensor_details()
+            if d["index"] in used - io - allowed and np.dtype(d["dtype"]).kind == "f"]
+
+
+def _checked(adapter: TaskAdapter, tflite: bytes, fmt: str, extra: Dict) -> Dict:
+    report = adapter.describe(tflite, fmt)
+    if fmt != "int8":
+        return report
+    report["saturated_biases"] = tflite_inspect.saturated_biases(tflite)
+    unplanned = unplanned_float_tensors(tflite, adapter.allowed_float(tflite))
+    report["float_tensors_inside"] = unplanned
+    if unplanned and not extra["mixed"]["float_tensors"]:
+        raise ExportError(f"int8: float tensors inside the int8 graph: {unplanned[:5]}")
+    if report["saturated_biases"]:
+        raise ExportError(f"int8: int32 biases clipped at the int32 limit: "
+                          f"{dict(list(report['saturated_biases'].items())[:3])}")
+    return report
+
+
+def _prepare(out: str):
+    try:
+        os.makedirs(out, exist_ok=True)
+        for name in os.listdir(out):
+            if name.startswith(".tmp-"):
+                os.remove(os.path.join(out, name))
+    except OSError as e:
+        raise ExportError(f"cannot write to output_dir {out!r}: {e.strerror or e}") from None
+
+
+def export(adapter: TaskAdapter, labels: Sequence[str], calibration: Optional[np.ndarray],
+           config: TaskExportConfig, log: Callable[[str], None] = print) -> Dict[str, Dict]:
+    """Writes each format's .tflite + .json and labels.txt; returns {format: report}."""
+    config.validate()
+    if "int8" in config.formats and (calibration is None or not len(calibration)):
+        raise ExportError("int8 needs calibration images")
+    out = config.output_dir
+    _prepare(out)
+    targets = {f: os.path.join(out, f"{config.basename}_{f}.tflite") for f in config.formats}
+    settings = {f: _settings(adapter, f, config, calibration) for f in targets}
+    plan = {}
+    for f, t in targets.items():
+        plan[f], ours = (None, True) if config.overwrite else file_state.earlier(t, settings[f])
+        if not ours:
+            raise FileExistsError(f"{t} exists and was made from another model or with other "
+                                  "settings; pass --overwrite to replace it")
+    # Labels first: a killed export never leaves files without their labels.
+    files.atomic_write_text(os.path.join(out, "labels.txt"), "\n".join(labels) + "\n")
+    reports = {}
+    for fmt, target in targets.items():
+        if plan[fmt] is not None:
+            log(f"{fmt}: {target} is complete with the same settings; kept")
+            reports[fmt] = plan[fmt]
+            continue
+        reports[fmt] = _export_one(adapter, fmt, target, settings[fmt], calibration, config,
+                                   log)
+    failed = {f: r for f, r in reports.items() if r.get("guard", {}).get("verdict") == "FAIL"}
+    if failed:
+        parts = [f"{f}: {adapter.value_key} {r['guard']['value']:.3f} against the float model "
+                 f"on {r['guard']['images']} check images is below --min_int8_agreement="
+                 f"{config.min_agreement:g}" for f, r in failed.items()]
+        raise Int8AgreementError(
+            "; ".join(parts) + ". Not written under its name; kept as "
+            + ", ".join(r["file"] for r in failed.values()) + " with its report. Allow more "
+            "float blocks (--max_float_blocks), use more calibration images, or lower "
+            "--min_int8_agreement (0 turns the guard off).")
+    return reports
+
+
+def _export_one(adapter, fmt, target, settings, calibration, config, log) -> Dict:
+    extra = {}
+    if fmt == "float32":
+        log("float32: converting")
+        tflite = adapter.float_file()
+    else:
+        log(f"int8: calibrating on {len(calibration)} images (exact ranges, folded h-swish)")
+        policy = mixed_precision.MixedPolicy(config.target_agreement, config.max_float_blocks,
+                                             enabled=config.max_float_blocks > 0)
+        key = adapter.search_key or adapter.value_key
+        tflite, extra = adapter.int8_file(lambda f: adapter.score(f)[key], policy)
+    report = _checked(adapter, tflite, fmt, extra)
+    report.update(extra, file=os.path.basename(target), labels_file="labels.txt",
+                  task=adapter.task, model=adapter.model_record)
+    report["agreement"] = dict(adapter.score(tflite), reference="the float Keras model")
+    value = report["agreement"][adapter.value_key]
+    line = (f"{fmt}: {{}} {target} ({len(tflite) / 1e6:.2f} MB, "
+            f"{report['xnnpack_partitions']} XNNPACK partition(s), {adapter.value_key} "
+            f"{value:.4f} vs the float model")
+    if fmt == "int8":
+        kept = extra["mixed"]["float_blocks"]
+        line += f", float blocks: {', '.join(kept) if kept else 'none'}"
+        verdict = "pass" if value >= config.min_agreement else "FAIL"
+        report["guard"] = {"metric": adapter.value_key, "min": config.min_agreement,
+                           "value": value, "compared_with": "the float Keras model",
+                           "images": report["agreement"].get("images"), "verdict": verdict}
+        line += f"; guard {verdict} (min {config.min_agreement:g})"
+        if verdict != "pass":
+            rejected = target[:-len(".tflite")] + ".rejected.tflite"
+            report.update(file=os.path.basename(rejected), written=False)
+            files.atomic_write(rejected, tflite, True)
+            files.atomic_write_json(rejected[:-len(".tflite")] + ".json", report, True)
+            log(line.format("REJECTED, kept as").replace(target, rejected) + ")")
+            return report
+    report.update(written=True, export_settings=settings,
+                  sha256=file_state.sha256(tflite),
+                  replaces_sha256=file_state.current_sha256(target))
+    files.atomic_write_json(target[:-len(".tflite")] + ".json", report, True)
+    files.atomic_write(target, tflite, True)
+    log(line.format("wrote") + ")")
+    return report
