@@ -82,3 +82,14 @@ def detection_data_config(image_size: int, seed: int):
                                detection_folder=FLAGS.detection_folder,
                                held_out_fraction=FLAGS.held_out_fraction,
                                data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, **extra)
+
+
+def task_data_config(task: str, image_size: int, seed: int):
+    """The data config of `task` the flags describe (None when --dataset was left unset)."""
+    if FLAGS.dataset is None:
+        return None
+    if task == "detection":
+        return detection_data_config(image_size, seed)
+    if task == "segmentation":
+        return segmentation_data_config(image_size, seed)
+    return data_config(image_size, seed)

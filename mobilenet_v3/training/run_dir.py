@@ -291,3 +291,60 @@ def load_trained(path: str) -> TrainedModel:
         trained.data = run.data_config()
         return trained
     return run.load_checkpoint_ema()
+
+
+def _model_folder(path: str) -> str:
+    """The folder holding model.keras + model_config.json for a run folder or a .keras."""
+    if os.path.isdir(path):
+        final = os.path.join(path, "final")
+        return final if os.path.isdir(final) else path
+    return os.path.dirname(os.path.abspath(path))
+
+
+def model_record(path: str) -> Dict:
+    """The model_config.json of a trained model (a run folder, its final/, or a .keras file);
+    a run without final/ gives its train_config.json's model record."""
+    if not os.path.exists(path):
+        raise RunFolderError(f"no trained model at {path!r} (expected a train.py --model_dir "
+                             "or a .keras file)")
+    config_path = os.path.join(_model_folder(path), MODEL_CONFIG_FILE)
+    try:
+        if os.path.exists(config_path):
+            with open(config_path) as f:
+                return json.load(f)
+        record = RunDir(path).read_record() if os.path.isdir(path) else None
+    except (OSError, ValueError) as e:
+        raise RunFolderError(f"{config_path}: unreadable ({e})") from None
+    if record is None or "trained_model" not in record:
+        raise RunFolderError(f"{path!r} is not a trained model: no {MODEL_CONFIG_FILE} and no "
+                             f"{CONFIG_FILE} (pass a train.py --model_dir or a .keras file "
+                             f"with {MODEL_CONFIG_FILE} beside it)")
+    return record["trained_model"]
+
+
+def head_type(path: str) -> Optional[str]:
+    """What task a trained model is: the head_type its record names (None: a classifier)."""
+    return model_record(path).get("head_type")
+
+
+def load_head_model(path: str, config_from_flat: Callable[[Dict], object],
+                    data_from_record: Callable[[Dict], object]) -> TrainedModel:
+    """A trained detector / segmenter: final/model.keras (or a .keras file) with its config
+    (`config_from_flat(model_config.json)`), labels and the run's data record."""
+    import mobilenet_v3.modeling  # noqa: F401  (registers the custom layers)
+    folder = _model_folder(path)
+    model_path = path if not os.path.isdir(path) else os.path.join(folder, MODEL_FILE)
+    if not os.path.isfile(model_path):
+        raise RunFolderError(f"{path!r} has no final/{MODEL_FILE}: export and evaluation of "
+                             "detectors and segmenters need a finished run")
+    config = config_from_flat(model_record(path))
+    try:
+        model = tf_keras.models.load_model(model_path, compile=False)
+    except Exception as e:
+        raise RunFolderError(f"cannot load {model_path!r} as a Keras model: {e}") from None
+    labels_path = os.path.join(folder, LABELS_FILE)
+    labels = open(labels_path).read().split("\n") if os.path.exists(labels_path) else []
+    run_path = os.path.dirname(folder) if os.path.basename(folder) == "final" else None
+    record = RunDir(run_path).read_record() if run_path else None
+    data = data_from_record((record or {}).get("data", {}))
+    return TrainedModel(model, config, [l for l in labels if l], data)

@@ -1,0 +1,177 @@
+"""Detection (SSDLite): export with the guarded mixed int8, COCO evaluation (official protocol).
+
+Images for calibration (training split) and checks (held-out split) come from the run's
+recorded data, or from `data` (a DetectionDataConfig) when the caller names other data.
+"""
+
+import dataclasses
+import os
+from typing import Dict, Optional
+
+import numpy as np
+
+from mobilenet_v3.tasks.registry import TaskSpec, register
+
+HEAD_TYPE = "ssdlite"
+POSTPROCESS_OP = "TFLite_Detection_PostProcess"
+
+
+def load(path: str):
+    from mobilenet_v3.detection import data as data_lib
+    from mobilenet_v3.modeling.heads.ssdlite import DetectorConfig
+    from mobilenet_v3.training import run_dir
+    known = {f.name for f in dataclasses.fields(data_lib.DetectionDataConfig)}
+    return run_dir.load_head_model(
+        path, DetectorConfig.from_flat,
+        lambda record: data_lib.DetectionDataConfig(
+            **{k: v for k, v in record.items() if k in known}) if record else None)
+
+
+def _images(source, size: int, split: str, count: int) -> np.ndarray:
+    """`count` [-1, 1] images of a split; a corrupt file is a clear error."""
+    import tensorflow as tf
+    from mobilenet_v3.detection import data as data_lib
+    from mobilenet_v3.export.exporter import ExportError
+    try:
+        if split == "eval":
+            out = [data_lib.eval_preprocess(ex[0], size).numpy()
+                   for ex in source.eval_examples().take(count)]
+        elif source.train_element is not None:
+            out = [data_lib.eval_preprocess(source.train_element(i)[0], size).numpy()
+                   for i in range(min(count, source.num_train))]
+        else:
+            out = [data_lib.eval_preprocess(data_lib._as_image(ex[0]), size).numpy()
+                   for ex in source.train_stream(0, None).take(count)]
+    except tf.errors.OpError as e:
+        raise ExportError(f"cannot read a {split} image of {source.name}: "
+                          f"{e.message.splitlines()[0]}") from None
+    if not out:
+        raise ExportError(f"{source.name}: no {split} images")
+    return np.stack(out)
+
+
+# Guard: the share of the float model's detections (score >= 0.3) an int8 file must find (same
+# class, IoU >= 0.5). Measured on Google's SSDLite-MobileNetV3-Small COCO weights, COCO photos
+# (benchmark/RESULTS.md, "int8 detection on the official weights").
+DEFAULT_MIN_RECALL = 0.7
+DEFAULT_TARGET_RECALL = 0.95     # the mixed search adds float blocks until the file finds this
+MIN_SCORE = 0.3
+
+
+def postprocess_tensors(tflite: bytes):
+    """Indices of the tensors around the post-processing op (float by design)."""
+    from mobilenet_v3.analysis import tflite_inspect
+    it = tflite_inspect.interpreter(tflite, xnnpack=False)
+    return {int(i) for op in it._get_ops_details() if op["op_name"] == POSTPROCESS_OP
+            for i in list(op["inputs"]) + list(op["outputs"])}
+
+
+def export_model(model, det, labels, calibration, check, config, log=print) -> Dict[str, Dict]:
+    """A detector in memory -> export/task_export.py (`config`: a TaskExportConfig)."""
+    from mobilenet_v3.export import detection as conversion, task_export
+    float_graph = conversion.inference_model(model, det, "fused")
+    reference = conversion.keras_detections(float_graph, det, check)
+
+    def score(tflite):
+        return conversion.agreement(conversion.run(tflite, check), reference, MIN_SCORE)
+
+    def int8_file(agreement, policy):
+        return conversion.convert_int8(conversion.inference_model(model, det, "folded"), det,
+                                       calibration, agreement, policy)
+    adapter = task_export.TaskAdapter(
+        "detection", det.to_flat(), model.get_weights(),
+        float_file=lambda: conversion.convert(float_graph, det, "float32"),
+        int8_file=int8_file, score=score, value_key="recall",
+        describe=conversion.describe, allowed_float=postprocess_tensors)
+    return task_export.export(adapter, labels, calibration, config, log)
+
+
+def export(path, config, data=None, log=print) -> Dict[str, Dict]:
+    """A trained detector (run folder) and an export.ExportConfig -> its files."""
+    from mobilenet_v3.detection import data as data_lib
+    from mobilenet_v3.export import task_export
+    from mobilenet_v3.export.exporter import ExportError
+    trained = load(path)
+    det = trained.config
+    size = det.input_shape[0]
+    data = data if data is not None else trained.data
+    if data is None:
+        raise ExportError(f"{path!r} records no training data; name the images to calibrate "
+                          "and check on (e.g. --dataset=coco_json --detection_folder=...)")
+    data = dataclasses.replace(data, image_size=size)
+    try:
+        source = data_lib.open_source(data)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    calibration = _images(source, size, "train", config.calibration_images) \
+        if "int8" in config.formats else None
+    check = _images(source, size, "eval", config.check_images)
+    names = trained.labels
+    labels = names[1:] if len(names) == det.classes else names      # drop background
+    options = task_export.TaskExportConfig(
+        output_dir=config.output_dir, formats=tuple(config.formats),
+        basename=config.basename or "ssdlite", overwrite=config.overwrite,
+        min_agreement=DEFAULT_MIN_RECALL if config.min_int8_agreement is None
+        else config.min_int8_agreement,
+        target_agreement=DEFAULT_TARGET_RECALL,
+        max_float_blocks=8 if config.max_float_blocks is None else config.max_float_blocks,
+        extra_settings={"calibration_images": config.calibration_images,
+                        "check_images": config.check_images, "seed": config.seed})
+    return export_model(trained.model, det, labels, calibration, check, options, log)
+
+
+def evaluate(paths, config) -> Dict:
+    from mobilenet_v3.detection import coco_eval
+    if not config.annotations or not config.images:
+        raise coco_eval.CocoEvalError("detection evaluation needs --annotations (an "
+                                      "instances_*.json) and --images (its image folder)")
+    results = []
+    for path in paths:
+        if path.endswith(".tflite"):
+            with open(path, "rb") as f:
+                content = f.read()
+            from mobilenet_v3.analysis import tflite_inspect
+            it = tflite_inspect.interpreter(content)
+            size = int(it.get_input_details()[0]["shape"][1])
+            slots = _file_slots(path, content)
+            predict = coco_eval.tflite_predictor(content, config.num_threads)
+            kind, nms = "tflite", "fast (in the file)"
+        else:
+            trained = load(path)
+            size, slots = trained.config.input_shape[0], trained.config.classes
+            predict = coco_eval.keras_predictor(trained.model, trained.config, config.nms)
+            kind, nms = "keras", config.nms
+        result = coco_eval.evaluate(predict, config.annotations, config.images, size, slots,
+                                    config.category_ids, config.max_examples)
+        results.append(dict(result, model=path, kind=kind, nms=nms))
+    return {"task": "detection", "dataset": config.annotations,
+            "protocol": "pycocotools bbox, official category ids, crowd ignored, whole-image "
+                        "resize, boxes clipped", "results": results}
+
+
+def _file_slots(path: str, content: bytes) -> int:
+    """Class slots (background included) of a detector file: from its report beside it, else
+    from the post-processing op's num_classes."""
+    import json
+    report = path[:-len(".tflite")] + ".json"
+    if os.path.isfile(report):
+        with open(report) as f:
+            model = json.load(f).get("model", {})
+        if "ssd_classes" in model:
+            return int(model["ssd_classes"])
+    from mobilenet_v3.analysis import tflite_inspect
+    it = tflite_inspect.interpreter(content, xnnpack=False)
+    for op in it._get_ops_details():
+        if op["op_name"] == POSTPROCESS_OP:
+            scores = it.get_tensor_details()[op["inputs"][1]]
+            return int(scores["shape"][-1])
+    raise ValueError(f"{path!r} is not a detector file")
+
+
+def is_file(tflite: bytes) -> bool:
+    from mobilenet_v3.analysis import tflite_inspect
+    return tflite_inspect.has_op(tflite, POSTPROCESS_OP)
+
+
+SPEC = register(TaskSpec("detection", (HEAD_TYPE,), ("float32", "int8"), export, evaluate,
+                         is_file))

@@ -1,0 +1,224 @@
+"""Segmentation (LR-ASPP / R-ASPP): export with the guarded mixed int8, mIoU evaluation at each
+image's own aspect ratio.
+
+Evaluation resizes an image to fit the network's input with its aspect ratio kept, pads the
+rest (with 0 in [-1, 1], DeepLab's mean-pixel padding), crops the logits back to the image's
+region, resizes them to the mask's full resolution and takes the argmax there: nothing is
+squashed (squashing 2:1 street photos into a square cost ~7 mIoU points). Pixels labelled 255
+are ignored.
+"""
+
+import dataclasses
+import os
+from typing import Dict, Tuple
+
+import numpy as np
+
+from mobilenet_v3.tasks.registry import TaskSpec, register
+
+HEAD_TYPES = ("lraspp", "raspp")
+# Guard: the share of pixels whose argmax class an int8 file shares with the float model.
+# Measured on the real DeepLab MobileNetV3-Small LR-ASPP (5 classes) on street photos
+# (benchmark/RESULTS.md, "int8 segmentation on a real DeepLab model").
+DEFAULT_MIN_PIXEL_AGREEMENT = 0.95
+DEFAULT_TARGET_PIXEL_AGREEMENT = 0.975
+
+
+def load(path: str):
+    from mobilenet_v3.modeling.heads.lraspp import SegmenterConfig
+    from mobilenet_v3.segmentation import data as data_lib
+    from mobilenet_v3.training import run_dir
+    known = {f.name for f in dataclasses.fields(data_lib.SegmentationDataConfig)}
+    return run_dir.load_head_model(
+        path, SegmenterConfig.from_flat,
+        lambda record: data_lib.SegmentationDataConfig(
+            **{k: v for k, v in record.items() if k in known}) if record else None)
+
+
+def fit_and_pad(image, size: Tuple[int, int]):
+    """uint8/float [h, w, 3] -> ([-1, 1] [H, W, 3] with the image resized to fit, aspect kept,
+    padded with 0 at the bottom/right), the (rows, cols) it covers."""
+    import tensorflow as tf
+    from mobilenet_v3.data.preprocessing import to_unit_range
+    h, w = int(image.shape[0]), int(image.shape[1])
+    scale = min(size[0] / h, size[1] / w)
+    rows, cols = max(1, min(size[0], round(h * scale))), max(1, min(size[1], round(w * scale)))
+    resized = tf.image.resize(tf.cast(image, tf.float32), (rows, cols), method="bilinear")
+    unit = to_unit_range(tf.clip_by_value(resized, 0.0, 255.0)).numpy()
+    out = np.zeros((size[0], size[1], 3), np.float32)
+    out[:rows, :cols] = unit
+    return out, (rows, cols)
+
+
+def crop_to_aspect(image, size: Tuple[int, int]) -> np.ndarray:
+    """The largest centred crop of `image` with the aspect of `size`, resized to it, [-1, 1]:
+    export calibration and checks see whole-canvas images, neither padded nor squashed."""
+    import tensorflow as tf
+    from mobilenet_v3.data.preprocessing import to_unit_range
+    h, w = int(image.shape[0]), int(image.shape[1])
+    rows, cols = min(h, round(w * size[0] / size[1])), min(w, round(h * size[1] / size[0]))
+    top, left = (h - rows) // 2, (w - cols) // 2
+    crop = tf.cast(image[top:top + rows, left:left + cols], tf.float32)
+    resized = tf.image.resize(crop, size, method="bilinear")
+    return to_unit_range(tf.clip_by_value(resized, 0.0, 255.0)).numpy()
+
+
+def _images(source, size, split: str, count: int):
+    import tensorflow as tf
+    from mobilenet_v3.export.exporter import ExportError
+    try:
+        if split == "eval":
+            pairs = [(np.asarray(i), np.asarray(m))
+                     for i, m in source.eval_examples().take(count)]
+        elif source.train_element is not None:
+            pairs = [tuple(np.asarray(t) for t in source.train_element(k))
+                     for k in range(min(count, source.num_train))]
+        else:
+            pairs = [(np.asarray(ex[0]), np.asarray(ex[1]))
+                     for ex in source.train_stream(0, None).take(count)]
+    except tf.errors.OpError as e:
+        raise ExportError(f"cannot read a {split} image of {source.name}: "
+                          f"{e.message.splitlines()[0]}") from None
+    if not pairs:
+        raise ExportError(f"{source.name}: no {split} images")
+    return np.stack([crop_to_aspect(i, size) for i, _ in pairs])
+
+
+def export_model(model, seg, size, labels, calibration, check, config, log=print):
+    """A segmenter in memory -> export/task_export.py at `size` (HxW)."""
+    from mobilenet_v3.export import folding, task_export
+    from mobilenet_v3.segmentation import export as conversion
+    float_graph = conversion.inference_model(model, seg, "fused", size)
+    reference = float_graph.predict(check, batch_size=1, verbose=0).argmax(-1)
+
+    def score(tflite):
+        from mobilenet_v3.analysis import tflite_inspect
+        ours = tflite_inspect.run(tflite, check).argmax(-1)
+        same = ours == reference
+        foreground = reference != 0
+        classes = np.union1d(np.unique(reference), np.unique(ours))
+        ious = [np.sum((ours == c) & (reference == c)) / np.sum((ours == c) | (reference == c))
+                for c in classes]
+        return {"images": int(len(check)), "pixel_agreement": float(same.mean()),
+                "class_iou_with_float": float(np.mean(ious)),
+                "worst_image_agreement": float(same.reshape(len(check), -1).mean(1).min()),
+                "non_background_agreement": float(same[foreground].mean())
+                if foreground.any() else None}
+
+    def int8_file(agreement, policy):
+        from mobilenet_v3.export import convert
+        graph = conversion.inference_model(model, seg, "folded", size)
+        folding.fold_weights(graph)
+        return convert.convert_int8_mixed(graph, calibration, agreement, policy)
+    adapter = task_export.TaskAdapter(
+        "segmentation", dict(seg.to_flat(), export_resolution=list(size)), model.get_weights(),
+        float_file=lambda: conversion.convert(float_graph, "float32"),
+        int8_file=int8_file, score=score, value_key="pixel_agreement",
+        search_key="class_iou_with_float",
+        describe=conversion.describe)
+    return task_export.export(adapter, labels, calibration, config, log)
+
+
+def export(path, config, data=None, log=print) -> Dict[str, Dict]:
+    from mobilenet_v3.export import task_export
+    from mobilenet_v3.export.exporter import ExportError
+    from mobilenet_v3.segmentation import data as data_lib
+    trained = load(path)
+    seg = trained.config
+    size = tuple(config.resolution or seg.input_shape[:2])
+    data = data if data is not None else trained.data
+    if data is None:
+        raise ExportError(f"{path!r} records no training data; name the images to calibrate "
+                          "and check on (e.g. --dataset=mask_folder --mask_folder=...)")
+    try:
+        source = data_lib.open_source(data)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
+    calibration = _images(source, size, "train", config.calibration_images) \
+        if "int8" in config.formats else None
+    check = _images(source, size, "eval", config.check_images)
+    labels = trained.labels or [f"class_{i}" for i in range(seg.classes)]
+    options = task_export.TaskExportConfig(
+        output_dir=config.output_dir, formats=tuple(config.formats),
+        basename=config.basename or seg.seg.head, overwrite=config.overwrite,
+        min_agreement=DEFAULT_MIN_PIXEL_AGREEMENT if config.min_int8_agreement is None
+        else config.min_int8_agreement,
+        target_agreement=DEFAULT_TARGET_PIXEL_AGREEMENT,
+        max_float_blocks=8 if config.max_float_blocks is None else config.max_float_blocks,
+        extra_settings={"calibration_images": config.calibration_images,
+                        "check_images": config.check_images, "seed": config.seed})
+    return export_model(trained.model, seg, size, labels, calibration, check, options, log)
+
+
+def score_masks(predict, images, masks, size, classes: int) -> Dict:
+    """mIoU / pixel accuracy of `predict` ([1, H, W, 3] -> logits) at full mask resolution."""
+    import tensorflow as tf
+    from mobilenet_v3.segmentation.task import iou_from_confusion, mean_iou
+    matrix = np.zeros((classes, classes), np.int64)
+    for image, mask in zip(images, masks):
+        padded, (rows, cols) = fit_and_pad(image, size)
+        logits = np.asarray(predict(padded[None]))[0][:rows, :cols]
+        logits = tf.image.resize(logits, mask.shape[:2], method="bilinear").numpy()
+        predicted = logits.argmax(-1).reshape(-1)
+        true = np.asarray(mask).reshape(-1).astype(np.int64)
+        valid = true != 255
+        if (true[valid] >= classes).any():
+            raise ValueError(f"a mask holds class id {int(true[valid].max())} >= the model's "
+                             f"{classes} classes")
+        matrix += np.bincount(true[valid] * classes + predicted[valid],
+                              minlength=classes * classes).reshape(classes, classes)
+    return {"images": len(images), "mIoU": mean_iou(matrix),
+            "pixel_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1)),
+            "iou_per_class": [None if not np.isfinite(v) else float(v)
+                              for v in iou_from_confusion(matrix)]}
+
+
+def evaluate(paths, config) -> Dict:
+    from mobilenet_v3.segmentation import data as data_lib
+    if not config.mask_folder:
+        raise ValueError("segmentation evaluation needs --mask_folder (images/ + masks/, "
+                         "255 = ignore)")
+    images, masks, _ = data_lib.read_mask_folder(config.mask_folder)
+    if config.max_examples:
+        images, masks = images[:config.max_examples], masks[:config.max_examples]
+    import tensorflow as tf
+    decoded = [data_lib.decode_image(tf.io.read_file(f)).numpy() for f in images]
+    labels = [data_lib._decode_mask(tf.io.read_file(f)).numpy() for f in masks]
+    results = []
+    for path in paths:
+        if path.endswith(".tflite"):
+            from mobilenet_v3.analysis import tflite_inspect
+            with open(path, "rb") as f:
+                content = f.read()
+            it = tflite_inspect.interpreter(content, num_threads=config.num_threads)
+            inp, out = it.get_input_details()[0], it.get_output_details()[0]
+            size, classes = tuple(int(v) for v in inp["shape"][1:3]), int(out["shape"][-1])
+
+            def predict(x, content=content):
+                return tflite_inspect.run(content, x, config.num_threads)
+            kind = "tflite"
+        else:
+            trained = load(path)
+            seg = trained.config
+            size = tuple(config.eval_size or seg.input_shape[:2])
+            from mobilenet_v3.segmentation import export as conversion
+            graph = conversion.inference_model(trained.model, seg, "fused", size)
+            classes = seg.classes
+
+            def predict(x, graph=graph):
+                return graph(x, training=False).numpy()
+            kind = "keras"
+        results.append(dict(score_masks(predict, decoded, labels, size, classes),
+                            model=path, kind=kind, input_size=list(size)))
+    return {"task": "segmentation", "dataset": config.mask_folder,
+            "protocol": "aspect kept (fit + pad), logits resized to the full mask, 255 "
+                        "ignored", "results": results}
+
+
+def is_file(tflite: bytes) -> bool:
+    from mobilenet_v3.analysis import tflite_inspect
+    return tflite_inspect.output_ranks(tflite) == [4]
+
+
+SPEC = register(TaskSpec("segmentation", HEAD_TYPES, ("float32", "int8"), export, evaluate,
+                         is_file))
