@@ -1,12 +1,21 @@
-"""Export a trained MobileNetV3 to TFLite: float32, float16, dynamic, int8 (PTQ), qat_int8.
+"""Export any trained model to TFLite: classifiers, SSDLite detectors, LR-ASPP segmenters.
 
     python export_tflite.py --model=/tmp/mobilenet_v3_demo --output_dir=/tmp/tflite \
         --formats=float32,int8
+    python export_tflite.py --model=/tmp/ssdlite_demo --output_dir=/tmp/ssdlite_tflite
+    python export_tflite.py --model=/tmp/lraspp_demo --output_dir=/tmp/lraspp_tflite \
+        --resolution=512x1024
 
---model is a train.py model_dir (its final/ EMA model, else the newest checkpoint's EMA
-weights) or a saved .keras file with model_config.json beside it. Calibration and checks use
-the training run's dataset unless --dataset names another. Every file gets a JSON report
-beside it and the folder a labels.txt. Exit codes: 0 done, 1 bad input (message on stderr).
+--model is a train.py model_dir (its final/ EMA model; classifiers also the newest
+checkpoint's EMA weights) or a saved .keras file with model_config.json beside it; its task
+comes from the head_type recorded there (mobilenet_v3/tasks). Classifiers export as float32,
+float16, dynamic, int8 (PTQ) and qat_int8; detectors and segmenters as float32 and int8.
+Every int8 file is guarded: below its task's agreement with the float model (classification:
+top-1 agreement; detection: share of the float detections found; segmentation: pixel
+agreement) it is kept only as <name>.rejected.tflite and the export exits 1. Calibration and
+checks use the training run's dataset unless --dataset names another. Every file gets a JSON
+report beside it and the folder a labels.txt. Exit codes: 0 done, 1 bad input or a rejected
+file (message on stderr).
 """
 
 import sys
@@ -36,10 +45,16 @@ flags.DEFINE_integer("calibration_images", 200, "int8 PTQ representative images 
 flags.DEFINE_enum("calibration", "exact", ["exact", "converter"],
                   "int8 PTQ activation ranges: exact (measured without the converter "
                   "calibrator's buffer-sharing bug) or the converter's own.")
-flags.DEFINE_float("min_int8_agreement", None, "Guard: an int8 / qat_int8 file whose top-1 "
-                   "agreement on the check images with the float model (qat_int8: the QAT Keras "
-                   "model) is below this is not written and the export exits 1 (default 0.6: see export/exporter.py; 0 turns "
-                   "it off).")
+flags.DEFINE_float("min_int8_agreement", None, "Guard: an int8 / qat_int8 file whose agreement "
+                   "on the check images with the float model (qat_int8: the QAT Keras model) "
+                   "is below this is not written and the export exits 1. Default per task: "
+                   "classification top-1 agreement 0.6, detection recall of the float "
+                   "detections 0.7, segmentation pixel agreement 0.95; 0 turns it off.")
+flags.DEFINE_integer("max_float_blocks", None, "Detection / segmentation int8: when pure int8 "
+                     "falls short of the task's target agreement, at most this many blocks "
+                     "(table rows, head layers) are kept in float, chosen by their measured "
+                     "harm (export/mixed_precision.py); 0 = pure int8 (default 8).")
+flags.DEFINE_string("resolution", None, "Segmentation: export size HxW (default: trained).")
 flags.DEFINE_integer("check_images", 64, "Held-out images compared with the Keras model.")
 flags.DEFINE_integer("eval_images", 0, "Report top-1 over this many held-out images.")
 flags.DEFINE_integer("qat_steps", 200, "qat_int8: fine-tuning steps.")
@@ -62,8 +77,14 @@ def main(argv):
     if not FLAGS.model or not FLAGS.output_dir:
         print("export_tflite.py: --model and --output_dir are required", file=sys.stderr)
         return 1
-    from mobilenet_v3 import export
+    from mobilenet_v3 import export, tasks
     from mobilenet_v3.data.imagenet import DatasetNotPreparedError
+    try:
+        task = tasks.for_model(FLAGS.model)
+        resolution = _resolution(FLAGS.resolution)
+    except (ValueError, OSError) as e:
+        print(f"export_tflite.py: {e}", file=sys.stderr)
+        return 1
     config = export.ExportConfig(
         output_dir=FLAGS.output_dir, formats=tuple(FLAGS.formats), basename=FLAGS.basename,
         include_preprocessing=FLAGS.include_preprocessing,
@@ -71,17 +92,21 @@ def main(argv):
         io_dtype=FLAGS.io_dtype,
         hard_swish_form=None if FLAGS.hard_swish_form == "auto" else FLAGS.hard_swish_form,
         calibration_images=FLAGS.calibration_images, calibration=FLAGS.calibration,
-        min_int8_agreement=export.DEFAULT_MIN_INT8_AGREEMENT
-        if FLAGS.min_int8_agreement is None else FLAGS.min_int8_agreement,
-        check_images=FLAGS.check_images,
+        min_int8_agreement=FLAGS.min_int8_agreement, check_images=FLAGS.check_images,
         eval_images=FLAGS.eval_images, qat_steps=FLAGS.qat_steps,
         qat_batch_size=FLAGS.qat_batch_size, qat_learning_rate=FLAGS.qat_learning_rate,
-        overwrite=FLAGS.overwrite, seed=FLAGS.seed)
+        overwrite=FLAGS.overwrite, seed=FLAGS.seed, max_float_blocks=FLAGS.max_float_blocks,
+        resolution=resolution)
     try:
         config.validate()
-        trained = export.load_trained(FLAGS.model)
-        reports = export.export(trained, config, data_flags.data_config(
-            trained.config.input_shape[0], FLAGS.seed))
+        bad = [f for f in config.formats if f not in task.formats]
+        if bad:
+            raise export.ExportError(f"{FLAGS.model} is a {task.name} model: it exports as "
+                                     f"{', '.join(task.formats)}, not {', '.join(bad)}")
+        from mobilenet_v3.training import run_dir
+        size = run_dir.model_record(FLAGS.model).get("input_shape", [None])[0]
+        reports = task.export(FLAGS.model, config,
+                              data_flags.task_data_config(task.name, size, FLAGS.seed))
     except (export.ExportError, FileExistsError, FileNotFoundError, DatasetNotPreparedError,
             ValueError) as e:
         print(f"export_tflite.py: {e}", file=sys.stderr)
@@ -91,6 +116,8 @@ def main(argv):
               f"({e.strerror or e}); files already complete are kept and a rerun of the same "
               "command completes the rest", file=sys.stderr)
         return 1
+    if task.name != "classification":
+        return 0          # the task's exporter printed a line per file
     for fmt, report in reports.items():
         guard = report.get("guard")
         print(f"{report['file']}: {report['size_bytes'] / 1e6:.2f} MB, "
@@ -101,6 +128,18 @@ def main(argv):
                  f"{guard['verdict']}: min {guard['min_top1_agreement']:g} vs "
                  f"{guard['compared_with']})" if guard else ""))
     return 0
+
+
+def _resolution(text):
+    if not text:
+        return None
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--resolution must be HxW, got {text!r}") from None
+    if min(h, w) < 32:
+        raise ValueError(f"--resolution must be at least 32x32, got {text!r}")
+    return h, w
 
 
 if __name__ == "__main__":

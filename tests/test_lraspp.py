@@ -191,16 +191,18 @@ def test_train_export_and_refusals(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     assert "mIoU" in run.stdout
     out = tmp_path / "tflite"
-    export = subprocess.run([sys.executable, os.path.join(ROOT, "export_segmenter.py"),
+    export = subprocess.run([sys.executable, os.path.join(ROOT, "export_tflite.py"),
                              f"--model={model_dir}", f"--output_dir={out}",
-                             "--calibration_images=4", "--check_images=2"],
+                             "--calibration_images=4", "--check_images=2",
+                             "--max_float_blocks=0", "--min_int8_agreement=0"],
                             env=env, capture_output=True, text=True, timeout=300)
     assert export.returncode == 0, export.stderr[-2000:]
-    report = json.loads((out / "report.json").read_text())
-    files = {os.path.basename(p): e for p, e in report["files"].items()}
-    assert files["lraspp_float32.tflite"]["agreement"]["argmax_agreement"] >= 0.99
-    assert files["lraspp_int8.tflite"]["float_tensors_inside"] == 0
-    assert 0 <= files["lraspp_int8.tflite"]["agreement"]["argmax_agreement"] <= 1
+    files = {name: json.loads((out / f"lraspp_{name}.json").read_text())
+             for name in ("float32", "int8")}
+    assert files["float32"]["agreement"]["pixel_agreement"] >= 0.99
+    assert files["int8"]["float_tensors_inside"] == []
+    assert 0 <= files["int8"]["agreement"]["pixel_agreement"] <= 1
+    assert files["int8"]["guard"]["verdict"] == "pass" and files["int8"]["task"] == "segmentation"
     # a 2-step model has degenerate int8 scales XNNPACK may refuse (the trained demo exports
     # in 1 partition at 128 and 512x1024); float32 must be one partition regardless
-    assert files["lraspp_float32.tflite"]["xnnpack_partitions"] == 1
+    assert files["float32"]["xnnpack_partitions"] == 1

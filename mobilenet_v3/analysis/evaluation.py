@@ -76,7 +76,7 @@ def load_scorer(path: str, num_threads: int = 1) -> Scorer:
 
 def folder_examples(root: str, class_map: Optional[Sequence[str]] = None) -> tf.data.Dataset:
     """(uint8 image, label 0..999) from <root>/<wnid>/*.jpg; label = wnid's index in the map."""
-    folder = image_folder.scan(root)
+    folder = image_folder.scan(root, min_classes=1)
     order = list(class_map) if class_map else imagenet_classes.wnids()
     index = {wnid: i for i, wnid in enumerate(order)}
     unknown = [name for name in folder.class_names if name not in index]
@@ -85,6 +85,16 @@ def folder_examples(root: str, class_map: Optional[Sequence[str]] = None) -> tf.
                               f"(expected <root>/<wnid>/*.jpg, e.g. n01440764)")
     labels = tuple(index[folder.class_names[label]] for label in folder.labels)
     return image_folder.dataset(dataclasses.replace(folder, labels=labels)), len(folder.files)
+
+
+def label_offset(classes: int, class_map: Optional[Sequence[str]] = None) -> int:
+    """0, or 1 for a background logit 0: ImageNet's 1000/1001, or a class map's N / N + 1."""
+    expected = len(class_map) if class_map else 1000
+    if classes not in (expected, expected + 1):
+        what = f"the class map's {expected} classes" if class_map else "ImageNet (1000 or 1001)"
+        raise EvaluationError(f"the model has {classes} classes; {what} needs {expected} or "
+                              f"{expected + 1} (with a background logit 0)")
+    return classes - expected
 
 
 def imagenet_examples(data_dir: Optional[str], manual_dir: Optional[str]):
@@ -102,12 +112,14 @@ def _progress(done: int, total: int, correct: int, start: float, name: str) -> N
 
 
 def score(scorer: Scorer, examples: tf.data.Dataset, total: int, batch_size: int = 50,
-          max_examples: int = 0, progress: bool = True) -> Dict:
-    """Top-1 / top-5 of one model over (uint8 image, label 0..999) examples."""
-    if scorer.classes not in (1000, 1001):
-        raise EvaluationError(f"{scorer.name!r} has {scorer.classes} classes; ImageNet "
-                              "evaluation needs 1000 or 1001")
-    offset = imagenet.label_offset(scorer.classes)
+          max_examples: int = 0, progress: bool = True,
+          class_map: Optional[Sequence[str]] = None) -> Dict:
+    """Top-1 / top-5 of one model over (uint8 image, label) examples; labels index
+    `class_map` (default: the 1000 ImageNet classes)."""
+    try:
+        offset = label_offset(scorer.classes, class_map)
+    except EvaluationError as e:
+        raise EvaluationError(f"{scorer.name!r}: {e}") from None
     ds = examples.take(max_examples) if max_examples else examples
     total = min(total, max_examples) if max_examples else total
     ds = ds.map(lambda img, y: (preprocessing.eval_preprocess(img, scorer.image_size), y),
@@ -145,7 +157,8 @@ def evaluate(models: List[str], image_folder_root: Optional[str] = None,
     else:
         examples, total = imagenet_examples(data_dir, manual_dir)
         dataset = "imagenet2012/validation"
-    results = [score(s, examples, total, batch_size, max_examples, progress) for s in scorers]
+    results = [score(s, examples, total, batch_size, max_examples, progress,
+                     class_map if image_folder_root else None) for s in scorers]
     return {"dataset": dataset, "preprocessing": "central crop 0.875, bilinear, [-1, 1]",
             "results": results}
 

@@ -36,13 +36,14 @@ def read_class_list(path: str) -> Tuple[str, ...]:
     return names
 
 
-def scan(root: str, class_list: Optional[str] = None) -> ImageFolder:
+def scan(root: str, class_list: Optional[str] = None, min_classes: int = 2) -> ImageFolder:
     """Lists the classes and image files under `root`; clear errors for unusable folders.
 
     Without `class_list` the classes are the sorted sub-folders, and each must hold an image.
     With it, labels follow the list and a class may have no folder or no image (e.g. a few
     ImageNet classes fine-tuned in the 1001-class label space of a pretrained model); a
-    sub-folder the list does not name is refused.
+    sub-folder the list does not name is refused. Training needs `min_classes` = 2; scoring a
+    model on one class's photos needs 1.
     """
     if not os.path.isdir(root):
         raise FileNotFoundError(f"image folder not found: {root!r} (expected "
@@ -71,7 +72,7 @@ def scan(root: str, class_list: Optional[str] = None) -> ImageFolder:
                          "file: add images or remove the folder (an empty class would still "
                          "get a label and a classifier output; to keep such labels on "
                          "purpose, name every class in a class list)")
-    if len(class_names) < 2:
+    if len(class_names) < min_classes:
         raise ValueError(f"{root!r} has one class ({class_names[0]!r}); a classifier needs "
                          "at least 2 class sub-folders")
     return ImageFolder(class_names, tuple(files), tuple(labels))
