@@ -39,7 +39,10 @@ def exported(run_dir, tmp_path_factory):
     trained = export.load_trained(str(run_dir))
     reports = export.export(trained, export.ExportConfig(
         output_dir=str(out), formats=export.FORMATS, calibration_images=64, check_images=128,
-        eval_images=256, qat_steps=300, qat_batch_size=16), log=lambda _: None)
+        eval_images=256, qat_steps=300, qat_batch_size=16,
+        # the 0.98 file-vs-QAT-Keras bar below was set with label QAT; distillation (the
+        # default, benchmark/qat_class_subset.py) measured 0.969 on this 10-class model
+        qat_loss="labels"), log=lambda _: None)
     return out, reports
 
 

@@ -47,3 +47,13 @@ def current_sha256(target: str) -> Optional[str]:
             return sha256(f.read())
     except OSError:
         return None
+
+
+def write_rejected(target: str, tflite: bytes, report: Dict) -> str:
+    """Keeps a file the guard refused beside its target, never at it; returns its path."""
+    from mobilenet_v3 import files
+    rejected = target[:-len(".tflite")] + ".rejected.tflite"
+    report.update(file=os.path.basename(rejected), written=False)
+    files.atomic_write(rejected, tflite, True)
+    files.atomic_write_json(report_path(rejected), report, True)
+    return rejected

@@ -26,6 +26,9 @@ from mobilenet_v3.export import file_state, mixed_precision
 from mobilenet_v3.export.exporter import ExportError, Int8AgreementError
 
 FORMATS = ("float32", "int8")
+# The h-swish form of each format's graph (formats.py explains why); adapters build these.
+HARD_SWISH_FORMS = {"float32": "fused", "int8": "folded"}
+DEFAULT_MAX_FLOAT_BLOCKS = 8
 
 
 @dataclasses.dataclass
@@ -51,7 +54,7 @@ class TaskExportConfig:
     basename: str = "model"
     min_agreement: float = 0.9          # guard on adapter.score()[value_key]; 0 turns it off
     target_agreement: float = 0.95      # the mixed search stops here
-    max_float_blocks: int = 8          # 0 = pure int8
+    max_float_blocks: int = 8          # 0 = pure int8 (DEFAULT_MAX_FLOAT_BLOCKS)
     overwrite: bool = False
     extra_settings: Optional[Dict] = None   # anything else that decides the files
 
@@ -66,6 +69,34 @@ class TaskExportConfig:
                 raise ExportError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if self.max_float_blocks < 0:
             raise ExportError("max_float_blocks must be >= 0")
+
+
+def options_from(config, basename: str, min_agreement: float, target_agreement: float
+                 ) -> TaskExportConfig:
+    """An export.ExportConfig (what export_tflite.py's flags give every task) as this
+    exporter's config; None fields take the task's defaults."""
+    return TaskExportConfig(
+        output_dir=config.output_dir, formats=tuple(config.formats),
+        basename=config.basename or basename, overwrite=config.overwrite,
+        min_agreement=min_agreement if config.min_int8_agreement is None
+        else config.min_int8_agreement,
+        target_agreement=target_agreement,
+        max_float_blocks=DEFAULT_MAX_FLOAT_BLOCKS if config.max_float_blocks is None
+        else config.max_float_blocks,
+        extra_settings={"calibration_images": config.calibration_images,
+                        "check_images": config.check_images, "seed": config.seed})
+
+
+def open_data(path: str, data, recorded, open_source: Callable, hint: str):
+    """The data source to calibrate and check on: `data` if given, else the run's."""
+    data = data if data is not None else recorded
+    if data is None:
+        raise ExportError(f"{path!r} records no training data; name the images to calibrate "
+                          f"and check on (e.g. {hint})")
+    try:
+        return open_source(data)
+    except ValueError as e:
+        raise ExportError(str(e)) from None
 
 
 def _settings(adapter: TaskAdapter, fmt: str, config: TaskExportConfig,
@@ -169,7 +200,8 @@ def _export_one(adapter, fmt, target, settings, calibration, config, log) -> Dic
         tflite, extra = adapter.int8_file(lambda f: adapter.score(f)[key], policy)
     report = _checked(adapter, tflite, fmt, extra)
     report.update(extra, file=os.path.basename(target), labels_file="labels.txt",
-                  task=adapter.task, model=adapter.model_record)
+                  task=adapter.task, model=adapter.model_record,
+                  hard_swish_form=HARD_SWISH_FORMS[fmt])
     report["agreement"] = dict(adapter.score(tflite), reference="the float Keras model")
     value = report["agreement"][adapter.value_key]
     line = (f"{fmt}: {{}} {target} ({len(tflite) / 1e6:.2f} MB, "
@@ -184,10 +216,7 @@ def _export_one(adapter, fmt, target, settings, calibration, config, log) -> Dic
                            "images": report["agreement"].get("images"), "verdict": verdict}
         line += f"; guard {verdict} (min {config.min_agreement:g})"
         if verdict != "pass":
-            rejected = target[:-len(".tflite")] + ".rejected.tflite"
-            report.update(file=os.path.basename(rejected), written=False)
-            files.atomic_write(rejected, tflite, True)
-            files.atomic_write_json(rejected[:-len(".tflite")] + ".json", report, True)
+            rejected = file_state.write_rejected(target, tflite, report)
             log(line.format("REJECTED, kept as").replace(target, rejected) + ")")
             return report
     report.update(written=True, export_settings=settings,

@@ -93,12 +93,19 @@ class ClassificationTask(Task):
         images, labels, skipped = batch
         logits = tf.cast(model(images, training=True), tf.float32)
         per_example = self.loss_fn(tf.one_hot(labels, self._model_config.classes), logits)
-        loss = tf.nn.compute_average_loss(per_example,
+        return self.averaged(per_example), self.step_metrics(logits, labels, skipped)
+
+    def averaged(self, per_example):
+        """This replica's share of the global mean loss."""
+        return tf.nn.compute_average_loss(per_example,
                                           global_batch_size=self.config.global_batch_size)
+
+    @staticmethod
+    def step_metrics(logits, labels, skipped):
         top1, top5 = correct_counts(logits, labels)
-        return loss, {"top1": top1, "top5": top5,
-                      "examples": tf.cast(tf.shape(labels)[0], tf.float32),
-                      "skipped": tf.cast(tf.reduce_sum(skipped), tf.float32)}
+        return {"top1": top1, "top5": top5,
+                "examples": tf.cast(tf.shape(labels)[0], tf.float32),
+                "skipped": tf.cast(tf.reduce_sum(skipped), tf.float32)}
 
     def eval_metrics(self, model, batch):
         images, labels = batch

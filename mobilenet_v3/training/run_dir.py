@@ -270,10 +270,17 @@ def load_saved_model(path: str) -> TrainedModel:
         model = tf_keras.models.load_model(path, compile=False)
     except Exception as e:
         raise RunFolderError(f"cannot load {path!r} as a Keras model: {e}") from None
-    labels_path = os.path.join(folder, LABELS_FILE)
-    labels = open(labels_path).read().split("\n") if os.path.exists(labels_path) else []
-    labels = [l for l in labels if l] or [f"class_{i}" for i in range(config.classes)]
+    labels = read_labels(folder) or [f"class_{i}" for i in range(config.classes)]
     return TrainedModel(model, config, labels)
+
+
+def read_labels(folder: str) -> List[str]:
+    """The non-empty lines of <folder>/labels.txt ([] without one)."""
+    path = os.path.join(folder, LABELS_FILE)
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line for line in f.read().split("\n") if line]
 
 
 def load_trained(path: str) -> TrainedModel:
@@ -284,6 +291,8 @@ def load_trained(path: str) -> TrainedModel:
                              "or a .keras file)")
     if not os.path.isdir(path):
         return load_saved_model(path)
+    if os.path.exists(os.path.join(path, MODEL_FILE)):    # a convert --output / final/ folder
+        return load_saved_model(os.path.join(path, MODEL_FILE))
     run = RunDir(path)
     final = os.path.join(run.final, MODEL_FILE)
     if os.path.exists(final):
@@ -342,9 +351,8 @@ def load_head_model(path: str, config_from_flat: Callable[[Dict], object],
         model = tf_keras.models.load_model(model_path, compile=False)
     except Exception as e:
         raise RunFolderError(f"cannot load {model_path!r} as a Keras model: {e}") from None
-    labels_path = os.path.join(folder, LABELS_FILE)
-    labels = open(labels_path).read().split("\n") if os.path.exists(labels_path) else []
+    labels = read_labels(folder)
     run_path = os.path.dirname(folder) if os.path.basename(folder) == "final" else None
     record = RunDir(run_path).read_record() if run_path else None
     data = data_from_record((record or {}).get("data", {}))
-    return TrainedModel(model, config, [l for l in labels if l], data)
+    return TrainedModel(model, config, labels, data)

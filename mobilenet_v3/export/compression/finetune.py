@@ -1,5 +1,8 @@
 """QAT fine-tuning: tfmot's fake-quantized copy of a trained model, trained with our loop.
 
+The target is the float model's own outputs by default (distillation.py: QAT on a subset of
+the classes must not cost the others), or the labels (`loss='labels'`).
+
 A short constant-rate run on the training data, without EMA (fake-quant ranges move too).
 Before the first step every fake-quant range is calibrated (qat.calibrate_ranges): tfmot
 starts them at [-6, 6] and moves them with decay 0.999, far too slowly for a short run.
@@ -21,6 +24,7 @@ import tf_keras
 from mobilenet_v3.data import pipeline
 from mobilenet_v3.export import folding
 from mobilenet_v3.export.compression import qat
+from mobilenet_v3.export.compression.distillation import DistillationTask
 from mobilenet_v3.modeling.config import ModelConfig
 from mobilenet_v3.training import optimizer as optimizer_lib
 from mobilenet_v3.training.classification import ClassificationTask
@@ -29,15 +33,22 @@ from mobilenet_v3.training.loop import Trainer
 from mobilenet_v3.training.schedule import ScheduleConfig
 
 
+QAT_LOSSES = ("distillation", "labels")
+
+
 def qat_finetune(model: tf_keras.Model, config: ModelConfig, data: pipeline.DataConfig,
                  steps: int, batch_size: int, learning_rate: float, seed: int,
                  work_dir: str,
-                 calibration_images: Optional[np.ndarray] = None) -> tf_keras.Model:
+                 calibration_images: Optional[np.ndarray] = None,
+                 loss: str = "distillation") -> tf_keras.Model:
     """The QAT model after `steps` steps; `config` is the (batch-free) graph to quantize.
 
     `calibration_images` ([-1, 1], as the model takes them): the fake-quant ranges start from
-    the float model's ranges over them instead of tfmot's [-6, 6].
+    the float model's ranges over them instead of tfmot's [-6, 6]. `loss`: 'distillation'
+    (the float model's outputs are the target: distillation.py) or 'labels' (cross-entropy).
     """
+    if loss not in QAT_LOSSES:
+        raise ValueError(f"qat loss must be one of {QAT_LOSSES}, got {loss!r}")
     train_config = TrainConfig(
         model_dir=work_dir, model=config, data=data,
         schedule=ScheduleConfig(base_learning_rate=learning_rate, base_batch_size=batch_size,
@@ -46,15 +57,24 @@ def qat_finetune(model: tf_keras.Model, config: ModelConfig, data: pipeline.Data
         global_batch_size=batch_size, train_steps=steps, log_every_steps=max(1, steps // 4),
         checkpoint_every_steps=steps, seed=seed)
 
+    teacher = {}
+
     def model_fn(_):
         float_model = folding.rebuild(model, config)
+        teacher["model"] = folding.rebuild(model, config)   # its own copy: never trained
         quantized = qat.quantize_model(float_model)
         qat.freeze_batch_norm(quantized)
         if calibration_images is not None:
             qat.calibrate_ranges(quantized, float_model, calibration_images)
         return quantized
     with qat.quantize_scope():
-        trainer = Trainer(train_config, ClassificationTask(train_config, model_fn=model_fn))
+        if loss == "labels":
+            task = ClassificationTask(train_config, model_fn=model_fn)
+        else:
+            task = DistillationTask(
+                train_config, lambda images: teacher["model"](images, training=False),
+                model_fn=model_fn)
+        trainer = Trainer(train_config, task)
         trainer.train()
     qat.floor_weight_ranges(trainer.model)     # after the last step: see its docstring
     return trainer.model
