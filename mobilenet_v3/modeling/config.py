@@ -16,7 +16,13 @@ HARD_SWISH_FORMS = ("fused", "unfused", "folded")
 
 @dataclasses.dataclass(frozen=True)
 class BackboneConfig:
-    """The architecture: which table, which width, which variant."""
+    """The architecture: which table, which width, which variant, or explicit rows.
+
+    `spec` (an ArchSpec, e.g. a table whose rows a search changed) replaces the table and its
+    channel variants; it is taken at width 1.0 with every channel as written (so each must be
+    a multiple of 8, what make_divisible keeps), and only `output_stride` still transforms it.
+    `name` stays the table it was derived from (pretrained files, reports).
+    """
 
     name: str = "large"                 # 'large' or 'small'
     alpha: float = 1.0                  # width multiplier
@@ -24,9 +30,16 @@ class BackboneConfig:
     reduced_tail: bool = False          # channels between C4 and C5 halved (detection, paper †)
     rf2: bool = False                   # last stage halved, its expansion too (segmentation RF2)
     output_stride: int = 32             # 16 or 8: later rows atrous (segmentation, DeepLab)
+    spec: Optional[specs.ArchSpec] = None   # explicit rows (model_config.json: a nested dict)
+
+    def __post_init__(self):
+        if isinstance(self.spec, dict):      # read back from model_config.json
+            object.__setattr__(self, "spec", spec_from_dict(self.spec))
 
     def validate(self) -> None:
         specs.get_arch(self.name)
+        if self.spec is not None:
+            _validate_explicit(self)
         if self.output_stride not in specs.OUTPUT_STRIDES:
             raise ValueError(f"output_stride must be one of {specs.OUTPUT_STRIDES}, got "
                              f"{self.output_stride!r}")
@@ -39,6 +52,9 @@ class BackboneConfig:
 
     @property
     def arch(self) -> specs.ArchSpec:
+        if self.spec is not None:
+            return specs.atrous(self.spec, self.output_stride) if self.output_stride != 32 \
+                else self.spec
         spec = specs.get_arch(self.name)
         spec = specs.minimalistic(spec) if self.minimalistic else spec
         spec = specs.reduced_tail(spec) if self.reduced_tail else spec
@@ -48,6 +64,31 @@ class BackboneConfig:
     @property
     def scaled_arch(self) -> specs.ScaledArch:
         return specs.scale_arch(self.arch, self.alpha)
+
+
+def spec_from_dict(record: Dict) -> specs.ArchSpec:
+    """An ArchSpec from its dataclasses.asdict form (rows as dicts)."""
+    try:
+        blocks = tuple(specs.Bneck(**row) for row in record["blocks"])
+        return specs.ArchSpec(**{**record, "blocks": blocks})
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"spec: not an ArchSpec record ({e})") from None
+
+
+def _validate_explicit(backbone: "BackboneConfig") -> None:
+    """An explicit spec is the network: no width multiplier or channel variant on top, and
+    channels make_divisible keeps (else the built network would differ from its record)."""
+    if backbone.alpha != 1.0 or backbone.minimalistic or backbone.reduced_tail or backbone.rf2:
+        raise ValueError("an explicit spec carries its own channels: alpha must be 1.0 and "
+                         "minimalistic / reduced_tail / rf2 off")
+    spec = backbone.spec
+    rows = [("stem", spec.stem_channels), ("last conv", spec.last_conv_channels)] + [
+        (f"bneck{i} {what}", c) for i, b in enumerate(spec.blocks, start=1)
+        for what, c in (("exp", b.exp), ("out", b.out))]
+    for where, channels in rows:
+        if not isinstance(channels, int) or channels < 8 or channels % 8:
+            raise ValueError(f"spec: {where} has {channels!r} channels; explicit rows need "
+                             "multiples of 8 (>= 8)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +190,8 @@ class ModelConfig:
         for part in _PARTS:
             flat.update(dataclasses.asdict(getattr(self, part)))
         flat["input_shape"] = list(flat["input_shape"])
-        for key, default in (("reduced_tail", False), ("rf2", False), ("output_stride", 32)):
+        for key, default in (("reduced_tail", False), ("rf2", False), ("output_stride", 32),
+                             ("spec", None)):
             if flat[key] == default:   # records of runs from before the field stay equal
                 del flat[key]
         return flat
