@@ -114,7 +114,7 @@ def main(argv):
         timed = timing.time_interleaved({k: open(p, "rb").read() for k, p in paths.items()},
                                         warmup=10, runs=30, repeats=FLAGS.rounds)
         latency = {k: float(min(t.samples_ms)) for k, t in timed.items()}
-    print(f"\n| model | mAP | mAP@.5 | finds float detections (recall) | float blocks | "
+    print("\n| model | mAP | mAP@.5 | finds float detections (recall) | float blocks | "
           "XNNPACK partitions | size MB | min ms (1 thread) |")
     print("|---|---|---|---|---|---|---|---|")
     result = {}

@@ -13,7 +13,6 @@ h-swish), qat_int8 trained on labels (cross-entropy), qat_int8 trained on the fl
 outputs (distillation, the exporter's default).
 """
 
-import json
 import os
 import sys
 import tempfile

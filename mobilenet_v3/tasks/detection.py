@@ -6,7 +6,7 @@ recorded data, or from `data` (a DetectionDataConfig) when the caller names othe
 
 import dataclasses
 import os
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 

@@ -9,7 +9,6 @@ are ignored.
 """
 
 import dataclasses
-import os
 from typing import Dict, Tuple
 
 import numpy as np
