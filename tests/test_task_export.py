@@ -98,7 +98,7 @@ def _tiny_detector():
 
 
 @pytest.mark.slow
-def test_detector_files_are_guarded_resumable_and_refuse_other_settings(tmp_path):
+def test_detector_files_record_the_guard_resume_and_refuse_other_settings(tmp_path):
     model, config, images = _tiny_detector()
     out = tmp_path / "out"
     options = task_export.TaskExportConfig(output_dir=str(out), basename="ssdlite",
@@ -124,20 +124,9 @@ def test_detector_files_are_guarded_resumable_and_refuse_other_settings(tmp_path
         detection.export_model(model, config, ["a", "b"], images, images[:4], other,
                                log=lambda s: None)
     assert (out / "ssdlite_int8.tflite").read_bytes() == before
-    # the guard: an impossible minimum keeps the file only as .rejected
-    strict = task_export.TaskExportConfig(output_dir=str(tmp_path / "strict"),
-                                          basename="ssdlite", formats=("int8",),
-                                          min_agreement=1.0, max_float_blocks=0)
-    images_other = np.random.RandomState(5).uniform(-1, 1, images.shape).astype(np.float32)
-    try:
-        detection.export_model(model, config, ["a", "b"], images, images_other, strict,
-                               log=lambda s: None)
-    except Int8AgreementError as e:
-        assert "kept as ssdlite_int8.rejected.tflite" in str(e)
-        assert (tmp_path / "strict" / "ssdlite_int8.rejected.tflite").exists()
-        assert not (tmp_path / "strict" / "ssdlite_int8.tflite").exists()
-    else:     # a random tiny detector may agree perfectly: then the file was written
-        assert (tmp_path / "strict" / "ssdlite_int8.tflite").exists()
+    # the guard's refusal is shown on the real detector it exists for
+    # (test_guard_rejects_the_pure_int8_official_detector): this tiny random one's int8 file
+    # finds every float detection, so no minimum could fail it honestly
 
 
 def test_task_export_config_refusals():
