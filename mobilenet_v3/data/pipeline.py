@@ -18,6 +18,7 @@ from typing import Callable, Optional, Tuple
 import tensorflow as tf
 
 from mobilenet_v3.data import image_folder, imagenet, preprocessing, sampling, synthetic
+from mobilenet_v3.data.preprocessing import decode_image
 
 SOURCES = ("synthetic", "image_folder", "imagenet")
 _MAX_POSITION = 2 ** 62
@@ -119,13 +120,6 @@ def open_source(config: DataConfig) -> Source:
         train_stream=lambda seed, ctx: imagenet.examples(b, "train", config.imagenet_classes,
                                                          shuffle_seed=seed, input_context=ctx),
         class_names=("background",) * offset + names)
-
-
-def decode_image(encoded):
-    """Encoded JPEG/PNG bytes -> uint8 HxWx3 (streamed sources hold encoded images)."""
-    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
 
 
 def _count_skipped(ds: tf.data.Dataset, first_position, stride: int) -> tf.data.Dataset:

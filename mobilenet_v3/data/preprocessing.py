@@ -1,4 +1,5 @@
-"""Inception-style training preprocessing and central-crop evaluation, pixels to [-1, 1].
+"""Image decoding, Inception-style training preprocessing and central-crop evaluation,
+pixels to [-1, 1].
 
 Paper 6.1.1 / TF-Slim: random-sized crop covering 8%-100% of the image with aspect ratio in
 [3/4, 4/3], random horizontal flip, resize; evaluation: central crop of 87.5%, resize.
@@ -7,6 +8,13 @@ the same augmentations as an uninterrupted one.
 """
 
 import tensorflow as tf
+
+
+def decode_image(encoded):
+    """Encoded JPEG/PNG bytes -> uint8 HxWx3 (streamed sources hold encoded images)."""
+    image = tf.io.decode_image(encoded, channels=3, expand_animations=False)
+    image.set_shape([None, None, 3])
+    return image
 
 
 def to_unit_range(image):

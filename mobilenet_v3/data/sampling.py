@@ -22,7 +22,6 @@ def sample_images(source, image_size: int, split: str, count: int, seed: int = 0
 
     Training examples are a seeded sample (for calibration); held-out ones come in order.
     """
-    from mobilenet_v3.data.pipeline import decode_image
     if split == "train":
         if source.train_element is not None:
             n = source.num_train
@@ -31,7 +30,7 @@ def sample_images(source, image_size: int, split: str, count: int, seed: int = 0
             ds = tf.data.Dataset.from_tensor_slices(order).map(source.train_element)
         else:
             ds = source.train_stream(seed, None).map(
-                lambda img, label: (decode_image(img), label))
+                lambda img, label: (preprocessing.decode_image(img), label))
     else:
         ds = source.eval_examples()
     ds = ds.map(lambda img, label: (preprocessing.eval_preprocess(img, image_size), label),

@@ -18,7 +18,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 import tensorflow as tf
 
-from mobilenet_v3.data.pipeline import decode_image
+from mobilenet_v3.data.preprocessing import decode_image
 from mobilenet_v3.detection import boxes as box_lib
 from mobilenet_v3.detection.data import eval_preprocess
 

@@ -17,8 +17,8 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from mobilenet_v3.data.pipeline import decode_image, positioned_examples
-from mobilenet_v3.data.preprocessing import to_unit_range
+from mobilenet_v3.data.pipeline import positioned_examples
+from mobilenet_v3.data.preprocessing import decode_image, to_unit_range
 from mobilenet_v3.detection import boxes as box_lib, synthetic
 
 SOURCES = ("synthetic", "coco_json", "coco")

@@ -15,8 +15,8 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from mobilenet_v3.data.pipeline import decode_image, eval_steps, positioned_examples
-from mobilenet_v3.data.preprocessing import to_unit_range
+from mobilenet_v3.data.pipeline import eval_steps, positioned_examples
+from mobilenet_v3.data.preprocessing import decode_image, to_unit_range
 from mobilenet_v3.segmentation import synthetic
 
 SOURCES = ("synthetic", "mask_folder", "cityscapes")
