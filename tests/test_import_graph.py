@@ -120,3 +120,12 @@ def test_imports_resolve_to_modules_of_the_package():
 def test_no_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_training_package_has_at_most_12_modules():
+    modules = sorted(os.path.basename(p) for p in
+                     glob.glob(os.path.join(ROOT, PACKAGE, "training", "*.py"))
+                     if not p.endswith("__init__.py"))
+    assert len(modules) <= MAX_TRAINING_MODULES, (
+        f"mobilenet_v3/training/ has {len(modules)} modules (at most {MAX_TRAINING_MODULES}): "
+        + ", ".join(modules))

@@ -152,7 +152,7 @@ def test_strategy_errors_are_clear(monkeypatch):
 STALLED_STEP = """
 import sys
 import tensorflow as tf
-from mobilenet_v3.training.preemption import SigtermFlag
+from mobilenet_v3.training.checkpoints import SigtermFlag
 never = tf.data.Dataset.range(10 ** 15).filter(lambda x: x < 0)
 with SigtermFlag(grace_seconds=1.0):
     print("ready", flush=True)

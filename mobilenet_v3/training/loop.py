@@ -5,6 +5,8 @@ continue at the exact step and example, SIGTERM must save, and the evaluated wei
 the EMA ones: all awkward to bolt onto `fit` across strategies.
 """
 
+import os
+import sys
 import time
 from typing import Dict, Optional
 
@@ -15,11 +17,10 @@ import tf_keras
 from mobilenet_v3.training import (distribution, ema, optimizer as optimizer_lib,
                                    schedule as schedule_lib)
 from mobilenet_v3.training.build_settings import model_building_settings
-from mobilenet_v3.training.checkpoints import Checkpoints
+from mobilenet_v3.training.checkpoints import (PREEMPTED_EXIT_CODE, Checkpoints, SigtermFlag,
+                                               any_worker)
 from mobilenet_v3.training.classification import ClassificationTask
 from mobilenet_v3.training.config import TrainConfig
-from mobilenet_v3.training.preemption import PREEMPTED_EXIT_CODE, SigtermFlag, any_worker
-from mobilenet_v3.training.progress import Progress
 from mobilenet_v3.training.run_dir import RunDir
 from mobilenet_v3.training.task import Task
 
@@ -286,6 +287,48 @@ class Trainer:
         self.save_final(result)
         self.checkpoints.remove_scratch()
         return result
+
+
+class Progress:
+    """Progress lines on stdout and TensorBoard summaries, for the chief only.
+
+    One summary writer per folder for the trainer's life; non-chief workers write nothing.
+    """
+
+    def __init__(self, run_path: str, is_chief: bool):
+        self.run_path, self.is_chief = run_path, is_chief
+        self._writers = {}
+
+    def writer(self, name: str):
+        if name not in self._writers:
+            self._writers[name] = (
+                tf.summary.create_file_writer(os.path.join(self.run_path, name))
+                if self.is_chief else tf.summary.create_noop_writer())
+        return self._writers[name]
+
+    def scalars(self, folder: str, step: int, values: Dict[str, float]):
+        with self.writer(folder).as_default(step=step):
+            for name, value in values.items():
+                tf.summary.scalar(name, value)
+
+    def say(self, text: str):
+        if self.is_chief:
+            print(text, flush=True)
+
+    def warn(self, text: str):
+        if self.is_chief:
+            print(f"warning: {text}", file=sys.stderr, flush=True)
+
+    def train_line(self, step: int, total: int, task_text: str, lr: float,
+                   images_per_sec: float, skipped: float):
+        self.say(f"step {step}/{total}  {task_text}  lr {lr:.5g}  {images_per_sec:.1f} img/s"
+                 + (f"  skipped {int(skipped)} unreadable files" if skipped else ""))
+
+    def eval_line(self, result: Dict, task_text: str):
+        self.say(f"eval at step {result['step']} ({'EMA' if result['ema'] else 'live'} "
+                 f"weights): {task_text}  on {result['examples']} images"
+                 + (f" ({result['skipped']} unreadable skipped)" if result.get("skipped")
+                    else ""))
 
 
 class _Window:
