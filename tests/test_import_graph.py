@@ -129,3 +129,21 @@ def test_training_package_has_at_most_12_modules():
     assert len(modules) <= MAX_TRAINING_MODULES, (
         f"mobilenet_v3/training/ has {len(modules)} modules (at most {MAX_TRAINING_MODULES}): "
         + ", ".join(modules))
+
+
+def test_no_class_over_200_lines():
+    paths = (sorted(MODULES.values())
+             + sorted(glob.glob(os.path.join(ROOT, "*.py"))))   # the entry scripts
+    long_classes = []
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            tree = ast.parse(f.read(), filename=path)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ClassDef):
+                start = min([node.lineno] + [d.lineno for d in node.decorator_list])
+                lines = node.end_lineno - start + 1
+                if lines > MAX_CLASS_LINES:
+                    long_classes.append(f"{os.path.relpath(path, ROOT)}:{start} {node.name} "
+                                        f"({lines} lines)")
+    assert not long_classes, (f"classes over {MAX_CLASS_LINES} lines: "
+                              + ", ".join(long_classes))

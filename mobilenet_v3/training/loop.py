@@ -3,6 +3,9 @@
 A custom loop (not `fit`) because checkpoints must come every N steps, a resumed run must
 continue at the exact step and example, SIGTERM must save, and the evaluated weights must be
 the EMA ones: all awkward to bolt onto `fit` across strategies.
+
+`Trainer` runs the loop; `CompiledSteps` holds its tf.functions and `Progress` writes its lines
+and summaries.
 """
 
 import os
@@ -48,28 +51,20 @@ class Trainer:
         self.total_steps = config.train_steps or max(
             1, int(round(config.epochs * self.steps_per_epoch)))
         self.unfreeze_step = int(round(config.freeze_backbone_epochs * self.steps_per_epoch))
-        self._check_batch_fits_replicas()
+        _check_batch_fits_replicas(config, self.strategy.num_replicas_in_sync)
         # Pretrained weights are read and checked now, before anything is written, and only
         # for a run that will start at step 0: a resumed run restores its checkpoint.
         self._initializer = (self.task.initializer()
                              if self.run_dir.latest_checkpoint() is None else None)
         self._build(batch)
-        self._train_fn = self._eval_fn = None
+        self.compiled = CompiledSteps(self.strategy, self.task, self.model, self.optimizer,
+                                      self.policy)
         self._frozen = False
         self._iterator, self._iterator_step = None, None   # reused while steps line up
 
     @property
     def model_config(self):
         return self.task.model_config
-
-    def _check_batch_fits_replicas(self):
-        replicas = self.strategy.num_replicas_in_sync
-        for name, value in (("global_batch_size", self.config.global_batch_size),
-                            ("eval_batch_size", self.config.eval_batch_size or
-                             self.config.global_batch_size)):
-            if value % replicas:
-                raise ValueError(f"{name}={value} is not divisible by the {replicas} "
-                                 "replicas; the per-replica batch must be whole")
 
     def _build(self, batch: int):
         """Model, schedule, optimizer (slots and EMA created now) and the checkpoints."""
@@ -122,69 +117,19 @@ class Trainer:
         for layer in self.task.backbone_layers(self.model):
             layer.trainable = not frozen
         self._frozen = frozen
-        self._train_fn = None
+        self.compiled.retrace_train()
 
     def save_checkpoint(self):
         self.checkpoints.save()
 
-    # ---- the step functions -------------------------------------------------------------
-    def _train_step(self, batch):
-        mixed16 = self.policy == "mixed_float16"
-        with tf.GradientTape() as tape:
-            loss, metrics = self.task.train_loss_and_metrics(self.model, batch)
-            if self.model.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
-            scaled = self.optimizer.get_scaled_loss(loss) if mixed16 else loss
-        variables = self.model.trainable_variables
-        grads = tape.gradient(scaled, variables)
-        if mixed16:
-            grads = self.optimizer.get_unscaled_gradients(grads)
-        self.optimizer.apply_gradients(zip(grads, variables))
-        return dict(metrics, loss=loss)
-
-    def _summed(self, fn, args):
-        """Runs `fn` on every replica and sums each named metric over replicas."""
-        per_replica = self.strategy.run(fn, args=args)
-        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
-                for k, v in per_replica.items()}
-
-    def _build_train_fn(self):
-        names = self.task.train_metric_names
-
-        @tf.function
-        def train_steps(iterator, num_steps):
-            totals = {name: tf.zeros([]) for name in names}
-            for _ in tf.range(num_steps):
-                stats = self._summed(self._train_step, (next(iterator),))
-                totals = {name: totals[name] + stats[name] for name in names}
-            return totals
-        return train_steps
-
-    def _build_eval_fn(self):
-        @tf.function
-        def eval_step(batch):
-            return self._summed(lambda b: self.task.eval_metrics(self.model, b), (batch,))
-        return eval_step
-
     # ---- evaluation ---------------------------------------------------------------------
     def evaluate(self, use_ema: bool = True) -> Dict:
         """The task's held-out metrics, with the EMA weights unless use_ema=False."""
-        if self._eval_fn is None:
-            self._eval_fn = self._build_eval_fn()
-        sums = {name: 0.0 for name in self.task.eval_metric_names}
         with ema.ema_weights(self.model, self.optimizer, enabled=use_ema):
-            for batch in self.strategy.distribute_datasets_from_function(
-                    self.task.eval_dataset):
-                for name, value in self._eval_fn(batch).items():
-                    sums[name] += float(value.numpy())
+            sums = self.compiled.eval_sums()
         return dict(self.task.eval_values(sums), ema=bool(use_ema and
                                                         self.config.optimizer.use_ema),
                     step=self.step)
-
-    def _log_eval(self, result: Dict):
-        numbers = {k: v for k, v in result.items() if isinstance(v, float)}
-        self.progress.scalars("eval", result["step"], numbers)
-        self.progress.eval_line(result, self.task.format_values(numbers))
 
     # ---- the loop -----------------------------------------------------------------------
     def _next_chunk(self, step: int, end: int) -> int:
@@ -215,36 +160,23 @@ class Trainer:
                 if self._frozen:
                     self.progress.say(f"step {step}: backbone unfrozen")
                 self._set_frozen(self.frozen_at(step))
-            if self._train_fn is None:
-                self._train_fn = self._build_train_fn()
-            window.add(self._train_fn(iterator, tf.constant(n, tf.int32)))
+            window.add(self.compiled.train(iterator, n))
             step += n
             self._iterator_step = step
             window.check_finite(step)
             finished = step == self.total_steps
             if step % config.log_every_steps == 0 or finished:
-                self._log_train(step, window)
+                self.progress.train_window(step, self.total_steps, window, self.task,
+                                           self.learning_rate)
                 window = _Window(step)
             if step % config.checkpoint_every_steps == 0 or finished:
                 self.save_checkpoint()
             if config.eval_every_steps and step % config.eval_every_steps == 0 and step < end:
-                self._log_eval(self.evaluate())
+                self.progress.eval_result(self.evaluate(), self.task)
             if stop_flag is not None and any_worker(self.strategy, stop_flag.raised):
                 self.save_checkpoint()
                 return step
         return step
-
-    def _log_train(self, step: int, window: "_Window"):
-        sums, steps = window.sums, step - window.start
-        values = self.task.train_values(sums, steps)
-        lr = float(self.learning_rate(step - 1))
-        images_per_sec = sums.get("examples", 0.0) / max(window.seconds(), 1e-9)
-        skipped = sums.get("skipped", 0.0)
-        self.progress.scalars("train", step, dict(values, learning_rate=lr,
-                                                  images_per_sec=images_per_sec,
-                                                  skipped_files=skipped))
-        self.progress.train_line(step, self.total_steps, self.task.format_values(values), lr,
-                                 images_per_sec, skipped)
 
     # ---- the whole run ------------------------------------------------------------------
     def save_final(self, result: Dict) -> str:
@@ -283,10 +215,82 @@ class Trainer:
                                   "command to resume")
                 return {"preempted": True, "step": step}
         result = self.evaluate()
-        self._log_eval(result)
+        self.progress.eval_result(result, self.task)
         self.save_final(result)
         self.checkpoints.remove_scratch()
         return result
+
+
+class CompiledSteps:
+    """The tf.functions of the loop, each summed over replicas: `train` runs n training steps,
+    `eval_sums` a pass over the held-out data.
+
+    The training function is traced again after `retrace_train()`: the set of trained
+    variables (frozen backbone or not) is fixed when it is traced.
+    """
+
+    def __init__(self, strategy: tf.distribute.Strategy, task: Task, model, optimizer,
+                 policy: str):
+        self.strategy, self.task, self.model, self.optimizer = strategy, task, model, optimizer
+        self.policy = policy
+        self._train_fn = self._eval_fn = None
+
+    def retrace_train(self):
+        self._train_fn = None
+
+    def train(self, iterator, num_steps: int) -> Dict[str, tf.Tensor]:
+        """Runs `num_steps` steps on `iterator`; the metric sums over them."""
+        if self._train_fn is None:
+            self._train_fn = self._build_train_fn()
+        return self._train_fn(iterator, tf.constant(num_steps, tf.int32))
+
+    def eval_sums(self) -> Dict[str, float]:
+        """The task's evaluation metrics summed over the held-out data (current weights)."""
+        if self._eval_fn is None:
+            self._eval_fn = self._build_eval_fn()
+        sums = {name: 0.0 for name in self.task.eval_metric_names}
+        for batch in self.strategy.distribute_datasets_from_function(self.task.eval_dataset):
+            for name, value in self._eval_fn(batch).items():
+                sums[name] += float(value.numpy())
+        return sums
+
+    def _train_step(self, batch):
+        mixed16 = self.policy == "mixed_float16"
+        with tf.GradientTape() as tape:
+            loss, metrics = self.task.train_loss_and_metrics(self.model, batch)
+            if self.model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(self.model.losses))
+            scaled = self.optimizer.get_scaled_loss(loss) if mixed16 else loss
+        variables = self.model.trainable_variables
+        grads = tape.gradient(scaled, variables)
+        if mixed16:
+            grads = self.optimizer.get_unscaled_gradients(grads)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        return dict(metrics, loss=loss)
+
+    def _summed(self, fn, args):
+        """Runs `fn` on every replica and sums each named metric over replicas."""
+        per_replica = self.strategy.run(fn, args=args)
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                for k, v in per_replica.items()}
+
+    def _build_train_fn(self):
+        names = self.task.train_metric_names
+
+        @tf.function
+        def train_steps(iterator, num_steps):
+            totals = {name: tf.zeros([]) for name in names}
+            for _ in tf.range(num_steps):
+                stats = self._summed(self._train_step, (next(iterator),))
+                totals = {name: totals[name] + stats[name] for name in names}
+            return totals
+        return train_steps
+
+    def _build_eval_fn(self):
+        @tf.function
+        def eval_step(batch):
+            return self._summed(lambda b: self.task.eval_metrics(self.model, b), (batch,))
+        return eval_step
 
 
 class Progress:
@@ -330,6 +334,24 @@ class Progress:
                  + (f" ({result['skipped']} unreadable skipped)" if result.get("skipped")
                     else ""))
 
+    def eval_result(self, result: Dict, task: Task):
+        """The summaries and the line of an evaluation (a Trainer.evaluate result)."""
+        numbers = {k: v for k, v in result.items() if isinstance(v, float)}
+        self.scalars("eval", result["step"], numbers)
+        self.eval_line(result, task.format_values(numbers))
+
+    def train_window(self, step: int, total: int, window: "_Window", task: Task,
+                     learning_rate):
+        """The summaries and the line of the training steps since the last line."""
+        sums, steps = window.sums, step - window.start
+        values = task.train_values(sums, steps)
+        lr = float(learning_rate(step - 1))
+        images_per_sec = sums.get("examples", 0.0) / max(window.seconds(), 1e-9)
+        skipped = sums.get("skipped", 0.0)
+        self.scalars("train", step, dict(values, learning_rate=lr,
+                                         images_per_sec=images_per_sec, skipped_files=skipped))
+        self.train_line(step, total, task.format_values(values), lr, images_per_sec, skipped)
+
 
 class _Window:
     """Metric sums since the last progress line, and when that window started."""
@@ -349,6 +371,14 @@ class _Window:
 
     def seconds(self) -> float:
         return time.perf_counter() - self._t0
+
+
+def _check_batch_fits_replicas(config: TrainConfig, replicas: int):
+    for name, value in (("global_batch_size", config.global_batch_size),
+                        ("eval_batch_size", config.eval_batch_size or config.global_batch_size)):
+        if value % replicas:
+            raise ValueError(f"{name}={value} is not divisible by the {replicas} "
+                             "replicas; the per-replica batch must be whole")
 
 
 def _to_next(step: int, every: int) -> int:
