@@ -45,51 +45,24 @@ def define(dataset_default, dataset_help: str, training: bool):
         flags.DEFINE_integer("shuffle_buffer", 10000, "ImageNet stream shuffle buffer.")
 
 
-def data_config(image_size: int, seed: int):
-    """The DataConfig the flags describe (None when --dataset was left unset)."""
-    from mobilenet_v3.data.pipeline import DataConfig
-    if FLAGS.dataset is None:
-        return None
-    extra = {name: FLAGS[name].value for name in (
-        "synthetic_train_examples", "synthetic_eval_examples", "min_crop_area",
-        "shuffle_buffer") if name in FLAGS}
-    return DataConfig(source=FLAGS.dataset, image_size=image_size, seed=seed,
-                      num_classes=FLAGS.num_classes, image_folder=FLAGS.image_folder,
-                      held_out_fraction=FLAGS.held_out_fraction, data_dir=FLAGS.data_dir,
-                      manual_dir=FLAGS.manual_dir, class_list=FLAGS.class_list,
-                      imagenet_classes=int(FLAGS.imagenet_classes), **extra)
+DATA_FLAGS = ("dataset", "image_folder", "held_out_fraction", "class_list", "data_dir",
+              "manual_dir", "imagenet_classes", "num_classes", "mask_folder", "detection_folder",
+              "synthetic_train_examples", "synthetic_eval_examples", "min_crop_area",
+              "shuffle_buffer")
 
 
-def segmentation_data_config(image_size: int, seed: int):
-    """The SegmentationDataConfig the flags describe (--task=segmentation)."""
-    from mobilenet_v3.segmentation.data import SegmentationDataConfig
-    extra = {name: FLAGS[name].value for name in (
-        "synthetic_train_examples", "synthetic_eval_examples") if name in FLAGS}
-    return SegmentationDataConfig(
-        source=FLAGS.dataset, image_size=image_size, seed=seed,
-        num_classes=FLAGS.num_classes if FLAGS["num_classes"].present else None,
-        mask_folder=FLAGS.mask_folder, held_out_fraction=FLAGS.held_out_fraction,
-        data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, **extra)
-
-
-def detection_data_config(image_size: int, seed: int):
-    """The DetectionDataConfig the flags describe (--task=detection)."""
-    from mobilenet_v3.detection.data import DetectionDataConfig
-    extra = {name: FLAGS[name].value for name in (
-        "synthetic_train_examples", "synthetic_eval_examples") if name in FLAGS}
-    return DetectionDataConfig(source=FLAGS.dataset, image_size=image_size, seed=seed,
-                               num_classes=FLAGS.num_classes,
-                               detection_folder=FLAGS.detection_folder,
-                               held_out_fraction=FLAGS.held_out_fraction,
-                               data_dir=FLAGS.data_dir, manual_dir=FLAGS.manual_dir, **extra)
+def options(extra_flags=()):
+    """The values of the data flags (those defined: the training-only ones in train.py only)
+    and of `extra_flags`, as the task registry's plain Options."""
+    from mobilenet_v3.tasks import Options
+    names = [name for name in DATA_FLAGS + tuple(extra_flags) if name in FLAGS]
+    return Options({name: FLAGS[name].value for name in names},
+                   frozenset(name for name in names if FLAGS[name].present))
 
 
 def task_data_config(task: str, image_size: int, seed: int):
     """The data config of `task` the flags describe (None when --dataset was left unset)."""
     if FLAGS.dataset is None:
         return None
-    if task == "detection":
-        return detection_data_config(image_size, seed)
-    if task == "segmentation":
-        return segmentation_data_config(image_size, seed)
-    return data_config(image_size, seed)
+    from mobilenet_v3 import tasks
+    return tasks.get(task).data_config(options(), image_size, seed)

@@ -1,6 +1,7 @@
 """Train MobileNetV3 with the paper's recipe: `python train.py --flagfile=configs/demo.cfg`.
 
-Flags only map onto mobilenet_v3.training.TrainConfig; the library does the work. Rerunning
+Flags only map onto mobilenet_v3.training.TrainConfig; the library does the work, and what
+differs per --task comes from the task registry (mobilenet_v3/tasks/). Rerunning
 the same command with the same --model_dir resumes from the newest checkpoint.
 Fine-tuning: `--init_weights=v3-small_224_1.0_uint8.tflite --model=small
 --freeze_backbone_epochs=1 --dataset=image_folder --image_folder=PHOTOS`.
@@ -15,11 +16,14 @@ import sys
 from absl import app, flags, logging
 
 import data_flags
+from mobilenet_v3 import tasks
 
 FLAGS = flags.FLAGS
+# Flags the task specs read besides the data flags (tasks.TrainingSpec, tasks/*.py).
+TASK_FLAGS = ("reduced_tail", "output_stride", "seg_head", "seg_filters")
 
 # Model
-flags.DEFINE_enum("task", "classification", ["classification", "detection", "segmentation"],
+flags.DEFINE_enum("task", "classification", tasks.trainable_names(),
                   "classification, SSDLite object detection (paper 6.3), or LR-ASPP semantic "
                   "segmentation (paper 6.4).")
 flags.DEFINE_enum("model", "large", ["large", "small"], "MobileNetV3 variant.")
@@ -97,21 +101,15 @@ def config_from_flags():
     from mobilenet_v3.training import TrainConfig
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required (checkpoints and the final model go there)")
-    segmenting = FLAGS.task == "segmentation"
+    spec, options = tasks.get(FLAGS.task), data_flags.options(TASK_FLAGS)
     return TrainConfig(
         model_dir=FLAGS.model_dir,
         model=ModelConfig.from_flat(name=FLAGS.model, alpha=FLAGS.alpha,
                                     minimalistic=FLAGS.minimalistic, dropout_rate=FLAGS.dropout,
-                                    reduced_tail=FLAGS.reduced_tail and not segmenting,
-                                    rf2=FLAGS.reduced_tail and segmenting,
-                                    output_stride=int(FLAGS.output_stride) if segmenting else 32,
                                     weight_decay=FLAGS.weight_decay,
-                                    bn_momentum=FLAGS.bn_momentum),
-        data=(data_flags.detection_data_config(FLAGS.resolution, FLAGS.seed)
-              if FLAGS.task == "detection" else
-              data_flags.segmentation_data_config(FLAGS.resolution, FLAGS.seed)
-              if FLAGS.task == "segmentation" else
-              data_flags.data_config(FLAGS.resolution, FLAGS.seed)),
+                                    bn_momentum=FLAGS.bn_momentum,
+                                    **spec.training.model_options(options)),
+        data=spec.data_config(options, FLAGS.resolution, FLAGS.seed),
         schedule=ScheduleConfig(base_learning_rate=FLAGS.base_learning_rate,
                                 base_batch_size=FLAGS.base_batch_size,
                                 warmup_epochs=FLAGS.warmup_epochs,
@@ -142,16 +140,11 @@ def main(argv):
         print(f"train.py: unexpected arguments {argv[1:]} (flags are --name=value)",
               file=sys.stderr)
         return 1
+    training = tasks.get(FLAGS.task).training
     try:
         config = config_from_flags()
         config.validate()
-        if FLAGS.task == "detection" and FLAGS.init_weights:
-            raise ValueError("--init_weights is not supported with --task=detection yet "
-                             "(the detector's backbone starts from random weights)")
-        if FLAGS.task == "segmentation" and FLAGS.init_weights:
-            raise ValueError("--init_weights is not supported with --task=segmentation (the "
-                             "paper trains LR-ASPP from scratch; the atrous backbone starts "
-                             "from random weights)")
+        training.check(config)
     except ValueError as e:
         print(f"train.py: {e}", file=sys.stderr)
         return 1
@@ -162,15 +155,7 @@ def main(argv):
     from mobilenet_v3.data.imagenet import DatasetNotPreparedError
     import tensorflow as tf
     try:
-        task = None
-        if FLAGS.task == "detection":
-            from mobilenet_v3.detection.task import DetectionTask
-            task = DetectionTask(config)
-        elif FLAGS.task == "segmentation":
-            from mobilenet_v3.modeling.heads.lraspp import SegHeadConfig
-            from mobilenet_v3.segmentation.task import SegmentationTask
-            task = SegmentationTask(config, SegHeadConfig(head=FLAGS.seg_head,
-                                                          filters=FLAGS.seg_filters))
+        task = training.make_task(config, data_flags.options(TASK_FLAGS))
         result = trainer.Trainer(config, task=task).run()
     except (DatasetNotPreparedError, ValueError) as e:
         print(f"train.py: {e}", file=sys.stderr)
@@ -183,19 +168,9 @@ def main(argv):
         return 1
     if result.get("preempted"):
         return trainer.PREEMPTED_EXIT_CODE
-    if FLAGS.task == "segmentation":
-        print(f"final (EMA weights: {result['ema']}): mIoU {result['mIoU']:.4f}  pixel accuracy "
-              f"{result['pixel_accuracy']:.4f} on {result['examples']} held-out images; model "
-              f"saved to {config.model_dir}/final", flush=True)
-        return 0
-    if FLAGS.task == "detection":
-        print(f"final (EMA weights: {result['ema']}): COCO mAP {result['mAP']:.4f}  "
-              f"mAP@.5 {result['mAP50']:.4f} on {result['examples']} held-out images; model "
-              f"saved to {config.model_dir}/final", flush=True)
-        return 0
-    print(f"final (EMA weights: {result['ema']}): top-1 {result['top1']:.4f}  "
-          f"top-5 {result['top5']:.4f} on {result['examples']} held-out images; model saved "
-          f"to {config.model_dir}/final", flush=True)
+    print(f"final (EMA weights: {result['ema']}): {training.final_metrics(result)} on "
+          f"{result['examples']} held-out images; model saved to {config.model_dir}/final",
+          flush=True)
     return 0
 
 

@@ -147,3 +147,21 @@ def test_no_class_over_200_lines():
                                         f"({lines} lines)")
     assert not long_classes, (f"classes over {MAX_CLASS_LINES} lines: "
                               + ", ".join(long_classes))
+
+
+def test_task_registry_takes_no_flags_and_train_py_does_not_branch_on_the_task():
+    for name, path in MODULES.items():
+        if name.startswith(PACKAGE + ".tasks"):
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read(), filename=path)
+            imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import)
+                        for a in n.names}
+            imported |= {n.module for n in ast.walk(tree)
+                         if isinstance(n, ast.ImportFrom) and n.module}
+            assert not {m for m in imported if m.split(".")[0] == "absl"}, name
+    with open(os.path.join(ROOT, "train.py"), encoding="utf-8") as f:
+        tree = ast.parse(f.read())
+    branches = [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Compare)
+                and any(isinstance(side, ast.Attribute) and side.attr == "task"
+                        for side in [node.left] + node.comparators)]
+    assert not branches, f"train.py compares the task by name at lines {branches}"

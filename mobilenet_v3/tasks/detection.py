@@ -1,4 +1,5 @@
-"""Detection (SSDLite): export with the guarded mixed int8, COCO evaluation (official protocol).
+"""Detection (SSDLite): training, export with the guarded mixed int8, COCO evaluation (official
+protocol).
 
 Images for calibration (training split) and checks (held-out split) come from the run's
 recorded data, or from `data` (a DetectionDataConfig) when the caller names other data.
@@ -10,7 +11,7 @@ from typing import Dict
 
 import numpy as np
 
-from mobilenet_v3.tasks.registry import TaskSpec, register
+from mobilenet_v3.tasks.registry import TaskSpec, TrainingSpec, register
 
 HEAD_TYPE = "ssdlite"
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
@@ -25,6 +26,34 @@ def load(path: str):
         path, DetectorConfig.from_flat,
         lambda record: data_lib.DetectionDataConfig(
             **{k: v for k, v in record.items() if k in known}) if record else None)
+
+
+def data_config(options, image_size: int, seed: int):
+    """The DetectionDataConfig of the data options."""
+    from mobilenet_v3.detection.data import DetectionDataConfig
+    extra = {name: options[name] for name in (
+        "synthetic_train_examples", "synthetic_eval_examples") if name in options}
+    return DetectionDataConfig(source=options["dataset"], image_size=image_size, seed=seed,
+                               num_classes=options["num_classes"],
+                               detection_folder=options["detection_folder"],
+                               held_out_fraction=options["held_out_fraction"],
+                               data_dir=options["data_dir"], manual_dir=options["manual_dir"],
+                               **extra)
+
+
+def check_training(config) -> None:
+    if config.init_weights:
+        raise ValueError("--init_weights is not supported with --task=detection yet "
+                         "(the detector's backbone starts from random weights)")
+
+
+def make_task(config, options):
+    from mobilenet_v3.detection.task import DetectionTask
+    return DetectionTask(config)
+
+
+def final_metrics(result) -> str:
+    return f"COCO mAP {result['mAP']:.4f}  mAP@.5 {result['mAP50']:.4f}"
 
 
 def _images(source, size: int, split: str, count: int) -> np.ndarray:
@@ -165,4 +194,6 @@ def is_file(tflite: bytes) -> bool:
 
 
 SPEC = register(TaskSpec("detection", (HEAD_TYPE,), ("float32", "int8"), export, evaluate,
-                         is_file))
+                         is_file, data_config=data_config,
+                         training=TrainingSpec(make_task=make_task, final_metrics=final_metrics,
+                                               check=check_training)))

@@ -1,5 +1,5 @@
-"""Segmentation (LR-ASPP / R-ASPP): export with the guarded mixed int8, mIoU evaluation at each
-image's own aspect ratio.
+"""Segmentation (LR-ASPP / R-ASPP): training, export with the guarded mixed int8, mIoU
+evaluation at each image's own aspect ratio.
 
 Evaluation resizes an image to fit the network's input with its aspect ratio kept, pads the
 rest (with 0 in [-1, 1], DeepLab's mean-pixel padding), crops the logits back to the image's
@@ -13,7 +13,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
-from mobilenet_v3.tasks.registry import TaskSpec, register
+from mobilenet_v3.tasks.registry import TaskSpec, TrainingSpec, register
 
 HEAD_TYPES = ("lraspp", "raspp")
 # Guard: the share of pixels whose argmax class an int8 file shares with the float model.
@@ -35,6 +35,44 @@ def load(path: str):
         path, SegmenterConfig.from_flat,
         lambda record: data_lib.SegmentationDataConfig(
             **{k: v for k, v in record.items() if k in known}) if record else None)
+
+
+def data_config(options, image_size: int, seed: int):
+    """The SegmentationDataConfig of the data options (the classes: from the data unless
+    num_classes is given)."""
+    from mobilenet_v3.segmentation.data import SegmentationDataConfig
+    extra = {name: options[name] for name in (
+        "synthetic_train_examples", "synthetic_eval_examples") if name in options}
+    return SegmentationDataConfig(
+        source=options["dataset"], image_size=image_size, seed=seed,
+        num_classes=options["num_classes"] if "num_classes" in options.given else None,
+        mask_folder=options["mask_folder"], held_out_fraction=options["held_out_fraction"],
+        data_dir=options["data_dir"], manual_dir=options["manual_dir"], **extra)
+
+
+def model_options(options) -> Dict:
+    """The segmentation backbone: `reduced_tail` is RF2 (the last stage halved with its
+    expansion, DeepLab's mobilenet_v3_*_seg), the last stages atrous to `output_stride`."""
+    return {"reduced_tail": False, "rf2": options["reduced_tail"],
+            "output_stride": int(options["output_stride"])}
+
+
+def check_training(config) -> None:
+    if config.init_weights:
+        raise ValueError("--init_weights is not supported with --task=segmentation (the "
+                         "paper trains LR-ASPP from scratch; the atrous backbone starts "
+                         "from random weights)")
+
+
+def make_task(config, options):
+    from mobilenet_v3.modeling.heads.lraspp import SegHeadConfig
+    from mobilenet_v3.segmentation.task import SegmentationTask
+    return SegmentationTask(config, SegHeadConfig(head=options["seg_head"],
+                                                  filters=options["seg_filters"]))
+
+
+def final_metrics(result) -> str:
+    return f"mIoU {result['mIoU']:.4f}  pixel accuracy {result['pixel_accuracy']:.4f}"
 
 
 def fit_and_pad(image, size: Tuple[int, int]):
@@ -210,4 +248,7 @@ def is_file(tflite: bytes) -> bool:
 
 
 SPEC = register(TaskSpec("segmentation", HEAD_TYPES, ("float32", "int8"), export, evaluate,
-                         is_file))
+                         is_file, data_config=data_config,
+                         training=TrainingSpec(make_task=make_task, final_metrics=final_metrics,
+                                               model_options=model_options,
+                                               check=check_training)))

@@ -1,22 +1,35 @@
 """Everything that defines one training run, as plain data (train.py maps flags onto it).
 
-Sub-configs: the model (modeling.config), the data, the schedule and the optimizer.
+Sub-configs: the model (modeling.config), the data (any task's), the schedule and the optimizer.
 """
 
 import dataclasses
 import json
-from typing import Dict, Optional
+from typing import Dict, Optional, Protocol
 
 from mobilenet_v3.data import pipeline
 from mobilenet_v3.modeling.config import ModelConfig
 from mobilenet_v3.training import distribution, optimizer as optimizer_lib, schedule as schedule_lib
 
 
+class DataSettings(Protocol):
+    """What training needs of a task's data config: the classifier's pipeline.DataConfig,
+    detection's DetectionDataConfig, segmentation's SegmentationDataConfig, or another task's.
+    A dataclass (train_config.json records its fields) that checks itself; the task reads the
+    rest."""
+    source: str
+    image_size: int
+    seed: int
+
+    def validate(self) -> None:
+        ...
+
+
 @dataclasses.dataclass
 class TrainConfig:
     model_dir: str
     model: ModelConfig = ModelConfig()
-    data: pipeline.DataConfig = dataclasses.field(default_factory=pipeline.DataConfig)
+    data: DataSettings = dataclasses.field(default_factory=pipeline.DataConfig)
     schedule: schedule_lib.ScheduleConfig = dataclasses.field(
         default_factory=schedule_lib.ScheduleConfig)
     optimizer: optimizer_lib.OptimizerConfig = dataclasses.field(
