@@ -100,6 +100,71 @@ def test_confusion_and_miou_ignore_255():
     assert mean_iou(matrix) == pytest.approx(0.5)
 
 
+# Two logical CPUs must be set before TensorFlow initialises: in a process of its own.
+TWO_REPLICA_EVAL = """
+import json
+import sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import numpy as np
+from mobilenet_v3 import ModelConfig
+from mobilenet_v3.bench.calibration import calibrate_batch_norm
+from mobilenet_v3.segmentation import data as data_lib
+from mobilenet_v3.segmentation.task import SegmentationTask
+from mobilenet_v3.training import TrainConfig, Trainer
+
+config = TrainConfig(
+    model_dir=sys.argv[1], strategy="mirrored", global_batch_size=4, train_steps=1,
+    model=ModelConfig.from_flat(name="small", alpha=0.35),
+    data=data_lib.SegmentationDataConfig(image_size=64, num_classes=3,
+                                         synthetic_train_examples=8,
+                                         synthetic_eval_examples=10))
+task = SegmentationTask(config)
+trainer = Trainer(config, task)
+batches = list(data_lib.eval_dataset(task.source, task.data, 2, tf.distribute.InputContext()))
+calibrate_batch_norm(trainer.model, tf.concat([b[0] for b in batches[:2]], 0))
+shapes = []
+aggregate = task.aggregate_logs
+task.aggregate_logs = lambda state, logs: (shapes.append(logs["confusion"].shape),
+                                           aggregate(state, logs))[1]
+sums, matrix = trainer.compiled.eval_pass()
+result = trainer.evaluate(use_ema=False)
+expected = np.zeros((3, 3), np.int64)
+for images, masks, _ in batches:       # the 10 held-out images, 2 at a time as per replica
+    predicted = np.argmax(trainer.model(images, training=False).numpy(), -1)
+    valid = masks.numpy() != 255
+    expected += np.bincount(3 * masks.numpy()[valid] + predicted[valid],
+                            minlength=9).reshape(3, 3)
+print(json.dumps({"replicas": trainer.strategy.num_replicas_in_sync, "shapes": shapes,
+                  "matrix": matrix.tolist(), "expected": expected.tolist(),
+                  "result": result}))
+"""
+
+
+@pytest.mark.slow
+def test_eval_sums_one_confusion_matrix_over_two_replicas(tmp_path):
+    """The k x k matrix comes to the host from both replicas of every step (no k**2 named
+    sums) and is the confusion matrix of the held-out set counted directly in numpy."""
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    run = subprocess.run([sys.executable, "-c", TWO_REPLICA_EVAL, str(tmp_path)], env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["replicas"] == 2
+    assert out["shapes"] == [[2, 3, 3]] * 6     # 2 passes of 3 steps, a 3 x 3 per replica
+    matrix = np.array(out["matrix"])
+    np.testing.assert_array_equal(matrix, out["expected"])
+    assert (matrix > 0).sum() >= 4              # not one predicted class: a real comparison
+    result = out["result"]
+    assert result["mIoU"] == pytest.approx(mean_iou(matrix))
+    assert result["pixel_accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+    iou = iou_from_confusion(matrix)
+    assert [result[f"IoU/{n}"] for n in ("background", "rectangle_1", "ellipse_2")] == \
+        pytest.approx(list(iou))
+    assert result["examples"] == 10 and not any(k.startswith("confusion") for k in result)
+
+
 def test_synthetic_and_augment_are_seeded_and_keep_labels():
     image, mask = data_lib.synthetic.make_example(5, 0, 4, 96)
     again, _ = data_lib.synthetic.make_example(5, 0, 4, 96)

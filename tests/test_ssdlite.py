@@ -191,3 +191,58 @@ def test_export_runs_in_litert_and_agrees_with_keras():
             assert agreement["recall"] == 1.0 and agreement["max_box_diff"] < 1e-4
         else:
             assert described["xnnpack_partitions"] <= 4
+
+
+PY_FUNCTION_OPS = {"EagerPyFunc", "PyFunc", "PyFuncStateless"}
+
+
+def _graph_ops(concrete_function):
+    """Op types of a traced function and of every function it calls (map_fn bodies, ...)."""
+    graph = concrete_function.graph.as_graph_def()
+    return ({n.op for n in graph.node}
+            | {n.op for f in graph.library.function for n in f.node_def})
+
+
+@pytest.mark.slow
+def test_eval_step_is_pure_tf_and_scores_like_eager_collection(tmp_path):
+    """The COCO evaluation is fed on the host from the step's logs: no py_function in the
+    compiled step (it could run on a TPU), and the mAP of the old way (each batch's detections
+    handed to the evaluator as they come) on the same model."""
+    from mobilenet_v3 import ModelConfig
+    from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from mobilenet_v3.detection.coco_metrics import CocoEvaluator
+    from mobilenet_v3.detection.task import DetectionTask
+    from mobilenet_v3.training import TrainConfig, Trainer
+    config = TrainConfig(model_dir=str(tmp_path), global_batch_size=4, train_steps=1,
+                         model=ModelConfig.from_flat(name="small", alpha=0.35,
+                                                     reduced_tail=True),
+                         data=data_lib.DetectionDataConfig(image_size=64,
+                                                           synthetic_train_examples=8,
+                                                           synthetic_eval_examples=10))
+    task = DetectionTask(config)
+    trainer = Trainer(config, task)
+    ctx = tf.distribute.InputContext()
+    batches = list(data_lib.eval_dataset(task.source, task.data, 4, ctx))
+    calibrate_batch_norm(trainer.model, tf.concat([b[0] for b in batches[:2]], 0))
+    result = trainer.evaluate(use_ema=False)
+
+    spec = trainer.strategy.distribute_datasets_from_function(task.eval_dataset).element_spec
+    ops = _graph_ops(trainer.compiled._eval_fn.get_concrete_function(spec))
+    assert "TopKV2" in ops          # in non_max_suppression_padded: the map_fn body is seen
+    assert not ops & PY_FUNCTION_OPS, ops & PY_FUNCTION_OPS
+    hidden = tf.function(lambda x: tf.map_fn(                    # the check sees a nested one
+        lambda t: tf.py_function(lambda v: v, [t], tf.float32), x))
+    assert _graph_ops(hidden.get_concrete_function(tf.TensorSpec([2]))) & PY_FUNCTION_OPS
+
+    old = CocoEvaluator(task.source.num_classes)
+    for images, gt_boxes, gt_classes, image_ids, sizes in batches:
+        encodings, logits = trainer.model(images, training=False)
+        detections = box_lib.postprocess(encodings, logits, task.anchors, task.model_config)
+        old.add(image_ids.numpy(), sizes.numpy(), gt_boxes.numpy(), gt_classes.numpy(),
+                *(t.numpy() for t in detections))
+    expected = old.result()
+    assert len(old.dets) > 0 and expected["mAP50"] > 0        # not a 0 == 0 comparison
+    assert result["mAP"] == pytest.approx(expected["mAP"], abs=1e-6)
+    assert result["mAP50"] == pytest.approx(expected["mAP50"], abs=1e-6)
+    assert result["examples"] == 10 and set(result) == {"mAP", "mAP50", "examples", "ema",
+                                                         "step"}

@@ -2,7 +2,6 @@
 
 import contextlib
 import io
-import threading
 from typing import Dict
 
 import numpy as np
@@ -12,31 +11,29 @@ class CocoEvaluator:
     """Collects ground truth and detections in original-image pixels; `result()` scores them.
 
     Boxes arrive normalised [ymin, xmin, ymax, xmax] with each image's (height, width);
-    classes as slots 1..K (ground truth) and 0-based foreground indices (detections).
+    classes as slots 1..K (ground truth) and 0-based foreground indices (detections). Fed on
+    the host (DetectionTask.aggregate_logs), one thread: no lock.
     """
 
     def __init__(self, num_classes: int):
         self.num_classes = num_classes
-        self._lock = threading.Lock()
         self.reset()
 
     def reset(self):
-        with self._lock:
-            self.images, self.gt, self.dets = {}, [], []
+        self.images, self.gt, self.dets = {}, [], []
 
     def add(self, image_ids, sizes, gt_boxes, gt_classes, boxes, classes, scores, counts):
-        with self._lock:
-            for r, image_id in enumerate(np.asarray(image_ids)):
-                if image_id < 0 or int(image_id) in self.images:
-                    continue      # padding, or an image seen on another replica
-                h, w = (float(v) for v in sizes[r])
-                self.images[int(image_id)] = (h, w)
-                for b, c in zip(gt_boxes[r], gt_classes[r]):
-                    if c > 0:
-                        self.gt.append((int(image_id), _xywh(b, h, w), int(c)))
-                for k in range(int(counts[r])):
-                    self.dets.append((int(image_id), _xywh(boxes[r, k], h, w),
-                                      int(classes[r, k]) + 1, float(scores[r, k])))
+        for r, image_id in enumerate(np.asarray(image_ids)):
+            if image_id < 0 or int(image_id) in self.images:
+                continue      # padding, or an image already added
+            h, w = (float(v) for v in sizes[r])
+            self.images[int(image_id)] = (h, w)
+            for b, c in zip(gt_boxes[r], gt_classes[r]):
+                if c > 0:
+                    self.gt.append((int(image_id), _xywh(b, h, w), int(c)))
+            for k in range(int(counts[r])):
+                self.dets.append((int(image_id), _xywh(boxes[r, k], h, w),
+                                  int(classes[r, k]) + 1, float(scores[r, k])))
 
     def result(self) -> Dict[str, float]:
         from pycocotools.coco import COCO

@@ -5,8 +5,9 @@ background encoded as all zeros; smooth L1 (delta 1) on matched anchors divided 
 size; both normalised by the number of matched anchors. Evaluation: COCO mAP @[.5:.95] and
 @.5 (pycocotools) on the held-out split, the detections post-processed like the TFLite op.
 
-Evaluation gathers detections on the host (tf.py_function): it runs under the default and
-mirrored strategies, not on TPUs.
+The eval step is pure TF: a batch's detections and ground truth are logs, which the loop
+gathers to the host and `aggregate_logs` feeds to the COCO evaluator (no py_function, so the
+step could run on a TPU).
 """
 
 from typing import Callable, Dict, Optional
@@ -71,7 +72,6 @@ class DetectionTask(Task):
         self._config.validate()
         self.init_backbone = init_backbone
         self.anchors = tf.constant(box_lib.anchors(self._config))
-        self.evaluator = CocoEvaluator(self.source.num_classes)
 
     @property
     def num_train_examples(self) -> int:
@@ -92,7 +92,6 @@ class DetectionTask(Task):
                                       self.config.global_batch_size, input_context, start_step)
 
     def eval_dataset(self, input_context):
-        self.evaluator.reset()
         c = self.config
         return data_lib.eval_dataset(self.source, self.data,
                                      c.eval_batch_size or c.global_batch_size, input_context)
@@ -110,20 +109,31 @@ class DetectionTask(Task):
                       "examples": tf.cast(tf.shape(images)[0], tf.float32),
                       "skipped": tf.cast(tf.reduce_sum(skipped), tf.float32)}
 
-    def eval_metrics(self, model, batch):
+    def eval_step(self, model, batch):
         images, gt_boxes, gt_classes, image_ids, sizes = batch
         box_encodings, class_logits = model(images, training=False)
         boxes, classes, scores, counts = box_lib.postprocess(
             tf.cast(box_encodings, tf.float32), tf.cast(class_logits, tf.float32),
             self.anchors, self._config)
-
-        def collect(*args):
-            self.evaluator.add(*(a.numpy() for a in args))
-            return tf.constant(0.0)
-        done = tf.py_function(collect, [image_ids, sizes, gt_boxes, gt_classes, boxes,
-                                        classes, scores, counts], tf.float32)
         real = tf.reduce_sum(tf.cast(image_ids >= 0, tf.float32))
-        return {"examples": real + 0.0 * done}
+        return {"examples": real}, {
+            "image_ids": image_ids, "sizes": sizes, "gt_boxes": gt_boxes,
+            "gt_classes": gt_classes, "boxes": boxes, "classes": classes, "scores": scores,
+            "counts": counts}
+
+    def aggregate_logs(self, state, logs):
+        """Rows of every replica side by side: the COCO evaluator takes plain batches."""
+        if state is None:
+            state = CocoEvaluator(self.source.num_classes)
+        flat = {k: v.reshape((-1,) + v.shape[2:]) for k, v in logs.items()}
+        state.add(*(flat[k] for k in ("image_ids", "sizes", "gt_boxes", "gt_classes", "boxes",
+                                      "classes", "scores", "counts")))
+        return state
+
+    def reduce_aggregated_logs(self, state) -> Dict[str, float]:
+        if state is None:
+            state = CocoEvaluator(self.source.num_classes)
+        return state.result()
 
     def train_values(self, sums: Dict[str, float], steps: int) -> Dict[str, float]:
         steps = max(steps, 1)
@@ -132,8 +142,7 @@ class DetectionTask(Task):
                 "matches": sums["matches"] / max(sums["examples"], 1.0)}
 
     def eval_values(self, sums: Dict[str, float]) -> Dict[str, float]:
-        values = self.evaluator.result()
-        return dict(values, examples=int(sums["examples"]))
+        return {"examples": int(sums["examples"])}
 
     def format_values(self, values: Dict[str, float]) -> str:
         if "loss" in values:

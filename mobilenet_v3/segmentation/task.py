@@ -1,10 +1,10 @@
 """Semantic segmentation as a training Task: LR-ASPP / R-ASPP on MobileNetV3 (paper 6.4).
 
 Loss: softmax cross-entropy per pixel, averaged over the pixels that are not ignored (255).
-Evaluation: the confusion matrix over non-ignored pixels, summed as named metric sums
-("confusion_{true}_{predicted}"), so the loop reduces it over replicas and batches like any
-other sum; mIoU = mean over classes present (in labels or predictions) of
-TP / (TP + FP + FN). The paper trains from scratch: no ImageNet initialisation.
+Evaluation: each step's k x k confusion matrix over non-ignored pixels is a log that the loop
+gathers to the host, where the matrices of every replica and batch are summed (int64, exact);
+mIoU = mean over classes present (in labels or predictions) of TP / (TP + FP + FN). The paper
+trains from scratch: no ImageNet initialisation.
 """
 
 from typing import Dict, List, Optional
@@ -21,10 +21,6 @@ from mobilenet_v3.training.task import Task
 IGNORE = data_lib.IGNORE
 
 
-def confusion_name(true: int, predicted: int) -> str:
-    return f"confusion_{true}_{predicted}"
-
-
 def pixel_loss_sum(logits, masks):
     """(cross-entropy summed over valid pixels, number of valid pixels)."""
     valid = tf.not_equal(masks, IGNORE)
@@ -34,14 +30,14 @@ def pixel_loss_sum(logits, masks):
     return tf.reduce_sum(ce * valid), tf.reduce_sum(valid)
 
 
-def confusion_matrix(logits, masks, classes: int):
+def confusion_matrix(logits, masks, classes: int, dtype=tf.float32):
     """[classes, classes] counts (rows: true class, columns: predicted), ignored pixels out."""
     predicted = tf.reshape(tf.argmax(logits, -1, output_type=tf.int32), [-1])
     true = tf.reshape(tf.cast(masks, tf.int32), [-1])
     valid = tf.not_equal(true, IGNORE)
     return tf.math.confusion_matrix(tf.boolean_mask(true, valid),
                                     tf.boolean_mask(predicted, valid),
-                                    num_classes=classes, dtype=tf.float32)
+                                    num_classes=classes, dtype=dtype)
 
 
 def iou_from_confusion(matrix: np.ndarray) -> np.ndarray:
@@ -75,9 +71,6 @@ class SegmentationTask(Task):
         seg = dataclasses.replace(seg or SegHeadConfig(), classes=self.source.num_classes)
         self._config = SegmenterConfig(model, seg)
         self._config.validate()
-        k = seg.classes
-        self.eval_metric_names = ("examples", "pixels") + tuple(
-            confusion_name(i, j) for i in range(k) for j in range(k))
 
     @property
     def num_train_examples(self) -> int:
@@ -116,33 +109,33 @@ class SegmentationTask(Task):
                       "examples": tf.cast(tf.shape(images)[0], tf.float32),
                       "skipped": tf.cast(tf.reduce_sum(skipped), tf.float32)}
 
-    def eval_metrics(self, model, batch):
+    def eval_step(self, model, batch):
+        """int32 counts: float32 would stop counting exactly past 2**24 pixels a batch."""
         images, masks, real = batch
         logits = tf.cast(model(images, training=False), tf.float32)
+        matrix = confusion_matrix(logits, masks, self._config.classes, tf.int32)
+        return {"examples": tf.reduce_sum(tf.cast(real, tf.float32))}, {"confusion": matrix}
+
+    def aggregate_logs(self, state, logs):
+        matrix = logs["confusion"].astype(np.int64).sum(axis=0)     # over replicas
+        return matrix if state is None else state + matrix
+
+    def reduce_aggregated_logs(self, state) -> Dict[str, float]:
         k = self._config.classes
-        matrix = confusion_matrix(logits, masks, k)
-        sums = {confusion_name(i, j): matrix[i, j] for i in range(k) for j in range(k)}
-        sums["examples"] = tf.reduce_sum(tf.cast(real, tf.float32))
-        sums["pixels"] = tf.reduce_sum(matrix)
-        return sums
+        matrix = np.zeros([k, k], np.int64) if state is None else state
+        iou = iou_from_confusion(matrix)
+        values = {"mIoU": mean_iou(matrix),
+                  "pixel_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1.0))}
+        for name, v in zip(self.labels(), iou):
+            values[f"IoU/{name}"] = float(v) if np.isfinite(v) else float("nan")
+        return values
 
     def train_values(self, sums: Dict[str, float], steps: int) -> Dict[str, float]:
         return {"loss": sums["loss"] / max(steps, 1),
                 "pixel_accuracy": sums["correct"] / max(sums["pixels"], 1.0)}
 
-    def confusion(self, sums: Dict[str, float]) -> np.ndarray:
-        k = self._config.classes
-        return np.array([[sums[confusion_name(i, j)] for j in range(k)] for i in range(k)])
-
     def eval_values(self, sums: Dict[str, float]) -> Dict[str, float]:
-        matrix = self.confusion(sums)
-        iou = iou_from_confusion(matrix)
-        values = {"mIoU": mean_iou(matrix),
-                  "pixel_accuracy": float(np.trace(matrix) / max(matrix.sum(), 1.0)),
-                  "examples": int(sums["examples"])}
-        for name, v in zip(self.labels(), iou):
-            values[f"IoU/{name}"] = float(v) if np.isfinite(v) else float("nan")
-        return values
+        return {"examples": int(sums["examples"])}
 
     def format_values(self, values: Dict[str, float]) -> str:
         if "loss" in values:

@@ -126,9 +126,8 @@ class Trainer:
     def evaluate(self, use_ema: bool = True) -> Dict:
         """The task's held-out metrics, with the EMA weights unless use_ema=False."""
         with ema.ema_weights(self.model, self.optimizer, enabled=use_ema):
-            sums = self.compiled.eval_sums()
-        return dict(self.task.eval_values(sums), ema=bool(use_ema and
-                                                        self.config.optimizer.use_ema),
+            values = self.compiled.eval_values()
+        return dict(values, ema=bool(use_ema and self.config.optimizer.use_ema),
                     step=self.step)
 
     # ---- the loop -----------------------------------------------------------------------
@@ -222,8 +221,8 @@ class Trainer:
 
 
 class CompiledSteps:
-    """The tf.functions of the loop, each summed over replicas: `train` runs n training steps,
-    `eval_sums` a pass over the held-out data.
+    """The tf.functions of the loop: `train` runs n training steps (metrics summed over
+    replicas), `eval_values` a pass over the held-out data (sums, and logs on the host).
 
     The training function is traced again after `retrace_train()`: the set of trained
     variables (frozen backbone or not) is fixed when it is traced.
@@ -244,15 +243,23 @@ class CompiledSteps:
             self._train_fn = self._build_train_fn()
         return self._train_fn(iterator, tf.constant(num_steps, tf.int32))
 
-    def eval_sums(self) -> Dict[str, float]:
-        """The task's evaluation metrics summed over the held-out data (current weights)."""
+    def eval_values(self) -> Dict:
+        """The task's reported evaluation values on the held-out data (current weights)."""
+        sums, state = self.eval_pass()
+        return dict(self.task.reduce_aggregated_logs(state), **self.task.eval_values(sums))
+
+    def eval_pass(self):
+        """(metric sums over the held-out data, the task's state after aggregate_logs)."""
         if self._eval_fn is None:
             self._eval_fn = self._build_eval_fn()
         sums = {name: 0.0 for name in self.task.eval_metric_names}
+        state = None
         for batch in self.strategy.distribute_datasets_from_function(self.task.eval_dataset):
-            for name, value in self._eval_fn(batch).items():
+            step_sums, logs = self._eval_fn(batch)
+            for name, value in step_sums.items():
                 sums[name] += float(value.numpy())
-        return sums
+            state = self.task.aggregate_logs(state, {k: v.numpy() for k, v in logs.items()})
+        return sums, state
 
     def _train_step(self, batch):
         mixed16 = self.policy == "mixed_float16"
@@ -287,9 +294,18 @@ class CompiledSteps:
         return train_steps
 
     def _build_eval_fn(self):
+        """Sums reduced over replicas; logs gathered from every replica (other workers'
+        too, as the sums are), one row each: the host sees the whole global batch."""
+        def replica_step(batch):
+            sums, logs = self.task.eval_step(self.model, batch)
+            return sums, {k: tf.expand_dims(v, 0) for k, v in logs.items()}
+
         @tf.function
         def eval_step(batch):
-            return self._summed(lambda b: self.task.eval_metrics(self.model, b), (batch,))
+            sums, logs = self.strategy.run(replica_step, args=(batch,))
+            return ({k: self.strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)
+                     for k, v in sums.items()},
+                    {k: self.strategy.gather(v, axis=0) for k, v in logs.items()})
         return eval_step
 
 

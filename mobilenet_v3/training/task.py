@@ -5,8 +5,9 @@ segmentation) is a new Task, not an edit to the loop.
 """
 
 import abc
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tf_keras
 
@@ -14,12 +15,19 @@ from mobilenet_v3.modeling.config import ModelConfig
 from mobilenet_v3.training.config import TrainConfig
 
 Metrics = Dict[str, tf.Tensor]
+Logs = Dict[str, tf.Tensor]
 
 
 class Task(abc.ABC):
     """Step metrics are per-replica SUMS keyed by name; the loop adds them up over replicas
     and steps. Training metrics must include "examples" (images/s) and "skipped" (unreadable
-    files dropped by the input pipeline); the loop adds "loss" (with regularisation)."""
+    files dropped by the input pipeline); the loop adds "loss" (with regularisation).
+
+    What is not a scalar sum (a confusion matrix, a batch's detections for COCO) an eval step
+    returns as logs; the loop brings them to the host after each step for `aggregate_logs`,
+    and `reduce_aggregated_logs` turns the pass's state into reported values (Model Garden's
+    base_task). The step stays pure TF, so it runs under any strategy, TPU included.
+    """
 
     train_metric_names: Tuple[str, ...] = ("loss", "examples", "skipped")
     eval_metric_names: Tuple[str, ...] = ("examples",)
@@ -54,9 +62,24 @@ class Task(abc.ABC):
     def train_loss_and_metrics(self, model, batch) -> Tuple[tf.Tensor, Metrics]:
         """(this replica's share of the global mean loss, step metric sums), under the tape."""
 
-    @abc.abstractmethod
     def eval_metrics(self, model, batch) -> Metrics:
-        """Metric sums of one evaluation batch."""
+        """Metric sums of one evaluation batch (for a task without logs)."""
+        raise NotImplementedError(f"{type(self).__name__} overrides neither eval_metrics nor "
+                                  "eval_step")
+
+    def eval_step(self, model, batch) -> Tuple[Metrics, Logs]:
+        """(metric sums, logs) of one evaluation batch; logs are tensors of any shape, each
+        replica's with the same shape (they are gathered over replicas)."""
+        return self.eval_metrics(model, batch), {}
+
+    def aggregate_logs(self, state: Any, logs: Dict[str, np.ndarray]) -> Any:
+        """On the host after each eval step: the new state from `state` (None at the start of
+        a pass) and the step's logs as numpy arrays, one row per replica (leading axis)."""
+        return state
+
+    def reduce_aggregated_logs(self, state: Any) -> Dict[str, float]:
+        """The reported values of a pass's aggregated state, added to `eval_values`."""
+        return {}
 
     @abc.abstractmethod
     def train_values(self, sums: Dict[str, float], steps: int) -> Dict[str, float]:
