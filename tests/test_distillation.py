@@ -32,3 +32,20 @@ def test_distillation_loss_is_kl_to_the_teacher(tmp_path):
     student.set_weights([np.asarray(w) for w in step])
     after, _ = task.train_loss_and_metrics(student, batch)
     assert float(after) < before
+
+
+def test_fixed_ranges_runs_the_student_in_inference_mode(tmp_path):
+    """fixed_ranges: the student is called with training=False (tfmot's range EMA and dropout
+    stay off); without it, a student with dropout differs from its identical teacher."""
+    config = tiny_train_config(tmp_path)
+    tf_keras.utils.set_random_seed(0)
+    student = tf_keras.Sequential([tf_keras.Input((32, 32, 3)), tf_keras.layers.Flatten(),
+                                   tf_keras.layers.Dropout(0.9), tf_keras.layers.Dense(10)])
+    twin = tf_keras.models.clone_model(student)
+    twin.set_weights(student.get_weights())
+    images = tf.random.uniform((4, 32, 32, 3), -1, 1)
+    batch = (images, tf.constant([0, 1, 2, 3]), tf.zeros([4], tf.int32))
+    fixed = DistillationTask(config, lambda x: twin(x, training=False), fixed_ranges=True)
+    assert abs(float(fixed.train_loss_and_metrics(student, batch)[0])) < 1e-6
+    moving = DistillationTask(config, lambda x: twin(x, training=False))
+    assert float(moving.train_loss_and_metrics(student, batch)[0]) > 1e-3

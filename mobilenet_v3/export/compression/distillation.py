@@ -7,6 +7,11 @@ photos of all classes, below the 74.2% of plain int8). With the float model as t
 target is the network's own full output distribution on every image, whatever its label, so
 quantization-aware training only repairs what quantization broke. The loss is Hinton's:
 KL(softmax(teacher / T) || softmax(student / T)) * T^2, averaged over the global batch.
+
+`fixed_ranges`: the student runs in inference mode (its fake-quant activation ranges stay
+where calibration put them, no dropout; BN is frozen either way), so only the weights learn.
+In training mode tfmot moves every range toward each batch's min/max (EMA, decay 0.999): on a
+subset of the classes the ranges shrink toward that subset's activations.
 """
 
 from typing import Callable
@@ -22,16 +27,17 @@ class DistillationTask(ClassificationTask):
     that calls one built later under the loop's strategy scope); it is never trained."""
 
     def __init__(self, config, teacher: Callable[[tf.Tensor], tf.Tensor],
-                 temperature: float = 1.0, **kwargs):
+                 temperature: float = 1.0, fixed_ranges: bool = False, **kwargs):
         super().__init__(config, **kwargs)
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         self.teacher = teacher
         self.temperature = float(temperature)
+        self.fixed_ranges = bool(fixed_ranges)
 
     def train_loss_and_metrics(self, model, batch):
         images, labels, skipped = batch
-        logits = tf.cast(model(images, training=True), tf.float32)
+        logits = tf.cast(model(images, training=not self.fixed_ranges), tf.float32)
         target = tf.stop_gradient(tf.cast(self.teacher(images), tf.float32))
         t = self.temperature
         teacher_p = tf.nn.softmax(target / t)

@@ -40,15 +40,19 @@ def qat_finetune(model: tf_keras.Model, config: ModelConfig, data: pipeline.Data
                  steps: int, batch_size: int, learning_rate: float, seed: int,
                  work_dir: str,
                  calibration_images: Optional[np.ndarray] = None,
-                 loss: str = "distillation") -> tf_keras.Model:
+                 loss: str = "distillation",
+                 fixed_ranges: bool = False) -> tf_keras.Model:
     """The QAT model after `steps` steps; `config` is the (batch-free) graph to quantize.
 
     `calibration_images` ([-1, 1], as the model takes them): the fake-quant ranges start from
     the float model's ranges over them instead of tfmot's [-6, 6]. `loss`: 'distillation'
     (the float model's outputs are the target: distillation.py) or 'labels' (cross-entropy).
+    `fixed_ranges` (distillation only): the calibrated activation ranges do not move.
     """
     if loss not in QAT_LOSSES:
         raise ValueError(f"qat loss must be one of {QAT_LOSSES}, got {loss!r}")
+    if fixed_ranges and loss != "distillation":
+        raise ValueError("fixed_ranges needs loss='distillation'")
     train_config = TrainConfig(
         model_dir=work_dir, model=config, data=data,
         schedule=ScheduleConfig(base_learning_rate=learning_rate, base_batch_size=batch_size,
@@ -73,7 +77,7 @@ def qat_finetune(model: tf_keras.Model, config: ModelConfig, data: pipeline.Data
         else:
             task = DistillationTask(
                 train_config, lambda images: teacher["model"](images, training=False),
-                model_fn=model_fn)
+                fixed_ranges=fixed_ranges, model_fn=model_fn)
         trainer = Trainer(train_config, task)
         trainer.train()
     qat.floor_weight_ranges(trainer.model)     # after the last step: see its docstring
