@@ -16,16 +16,17 @@ import sys
 from absl import app, flags, logging
 
 import data_flags
-from mobilenet_v3 import tasks
 
 FLAGS = flags.FLAGS
 # Flags the task specs read besides the data flags (tasks.TrainingSpec, tasks/*.py).
 TASK_FLAGS = ("reduced_tail", "output_stride", "seg_head", "seg_filters")
 
 # Model
-flags.DEFINE_enum("task", "classification", tasks.trainable_names(),
-                  "classification, SSDLite object detection (paper 6.3), or LR-ASPP semantic "
-                  "segmentation (paper 6.4).")
+# A string checked against the task registry in main(): importing the registry here would
+# import TensorFlow before absl parses the flags, and a mistyped flag would take ~10 s to fail.
+flags.DEFINE_string("task", "classification",
+                    "classification, SSDLite object detection (paper 6.3), or LR-ASPP semantic "
+                    "segmentation (paper 6.4): a task of mobilenet_v3/tasks/ that trains.")
 flags.DEFINE_enum("model", "large", ["large", "small"], "MobileNetV3 variant.")
 flags.DEFINE_bool("reduced_tail", False, "Halve the channels between C4 and C5 (the paper's "
                   "detection backbone, Table 6 dagger); with --task=segmentation: RF2, the "
@@ -101,6 +102,7 @@ def config_from_flags():
     from mobilenet_v3.training import TrainConfig
     if not FLAGS.model_dir:
         raise ValueError("--model_dir is required (checkpoints and the final model go there)")
+    from mobilenet_v3 import tasks
     spec, options = tasks.get(FLAGS.task), data_flags.options(TASK_FLAGS)
     return TrainConfig(
         model_dir=FLAGS.model_dir,
@@ -139,6 +141,11 @@ def main(argv):
     if len(argv) > 1:
         print(f"train.py: unexpected arguments {argv[1:]} (flags are --name=value)",
               file=sys.stderr)
+        return 1
+    from mobilenet_v3 import tasks
+    if FLAGS.task not in tasks.trainable_names():
+        print(f"train.py: --task must be one of {', '.join(tasks.trainable_names())}, got "
+              f"{FLAGS.task!r}", file=sys.stderr)
         return 1
     training = tasks.get(FLAGS.task).training
     try:
