@@ -68,14 +68,15 @@ def _wait_for_checkpoint(proc, model_dir, timeout=300):
 @pytest.mark.slow
 def test_sigkill_then_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_path):
     # Fine-tuning, killed while the backbone is frozen: the resume restores the checkpoint (no
-    # re-import), unfreezes at step 96 (3 epochs of 32 steps) and ends as the straight run.
-    steps = ["--train_steps=140", "--checkpoint_every_steps=10", "--deterministic",
+    # re-import), unfreezes at step 48 (3 epochs of 16 steps) and ends as the straight run.
+    steps = ["--synthetic_train_examples=256", "--train_steps=64",
+             "--checkpoint_every_steps=5", "--deterministic",
              "--keep_checkpoints=2", "--freeze_backbone_epochs=3",
              f"--init_weights={_pretrained_folder(tmp_path / 'pretrained')}"]
     straight = _train(f"--model_dir={tmp_path / 'straight'}", *steps)
     assert straight.returncode == 0, straight.stderr[-3000:]
     assert "initialized from" in straight.stdout and \
-        "step 96: backbone unfrozen" in straight.stdout
+        "step 48: backbone unfrozen" in straight.stdout
 
     killed_dir = tmp_path / "killed"
     proc = _start(killed_dir, *steps)
@@ -84,13 +85,13 @@ def test_sigkill_then_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_p
     proc.wait(timeout=60)
     assert proc.returncode == -signal.SIGKILL
     saved = _checkpoint_steps(str(killed_dir))
-    assert saved and max(saved) < 96 and not (killed_dir / "final").exists()
+    assert saved and max(saved) < 48 and not (killed_dir / "final").exists()
 
     resumed = _train(f"--model_dir={killed_dir}", *steps)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert f"resumed at step {max(saved)}" in resumed.stdout
     assert "initialized from" not in resumed.stdout
-    assert "step 96: backbone unfrozen" in resumed.stdout
+    assert "step 48: backbone unfrozen" in resumed.stdout
     assert len(_checkpoint_steps(str(killed_dir))) == 2          # keeps the last K
     for a, b in zip(_final_weights(tmp_path / "straight"), _final_weights(killed_dir)):
         np.testing.assert_array_equal(a, b)
@@ -245,6 +246,7 @@ def test_bad_flags_fail_clearly(tmp_path):
               "--model: the file has small, the run large; --minimalistic: the file has False, "
               "the run True"),
              (["--bogus_flag=1"], "Unknown command line flag"),
+             (["--task=detect"], "--task must be one of classification, detection"),
              (["--dataset=image_folder"], "image_folder"),
              (["--dataset=image_folder", f"--image_folder={tmp_path / 'missing'}"],
               "image folder not found")]
