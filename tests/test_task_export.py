@@ -102,9 +102,20 @@ def test_detector_files_record_the_guard_resume_and_refuse_other_settings(tmp_pa
     model, config, images = _tiny_detector()
     out = tmp_path / "out"
     options = task_export.TaskExportConfig(output_dir=str(out), basename="ssdlite",
+                                           formats=task_export.FORMATS,
                                            min_agreement=0.0, max_float_blocks=0)
     reports = detection.export_model(model, config, ["a", "b"], images, images[:4], options,
                                      log=lambda s: None)
+    # the weight-only formats: fp16 / int8 weights, float activations, the same detections
+    weights = {}
+    for fmt in ("float32", "float16", "dynamic"):
+        it = tflite_inspect.interpreter((out / f"ssdlite_{fmt}.tflite").read_bytes(),
+                                        xnnpack=False)
+        weights[fmt] = {np.dtype(d["dtype"]).name for d in it.get_tensor_details()}
+        assert json.loads((out / f"ssdlite_{fmt}.json").read_text())["format"] == fmt
+        assert reports[fmt]["agreement"]["recall"] >= 0.9, (fmt, reports[fmt]["agreement"])
+    assert "float16" not in weights["float32"] and "int8" not in weights["float32"]
+    assert "float16" in weights["float16"] and "int8" in weights["dynamic"]
     int8 = json.loads((out / "ssdlite_int8.json").read_text())
     assert int8["sha256"] == reports["int8"]["sha256"] and int8["task"] == "detection"
     assert int8["guard"]["verdict"] == "pass" and int8["float_tensors_inside"] == []
@@ -130,7 +141,7 @@ def test_detector_files_record_the_guard_resume_and_refuse_other_settings(tmp_pa
 
 
 def test_task_export_config_refusals():
-    for bad in (dict(formats=("float16",)), dict(formats=()), dict(min_agreement=1.5),
+    for bad in (dict(formats=("qat_int8",)), dict(formats=()), dict(min_agreement=1.5),
                 dict(max_float_blocks=-1)):
         with pytest.raises(ExportError):
             task_export.TaskExportConfig(output_dir="x", **bad).validate()
@@ -248,8 +259,9 @@ def test_detector_run_exports_and_evaluates_through_the_entry_scripts(tmp_path):
     assert int8["calibration"]["images"] == 4 and "guard" in int8
     assert (out / "labels.txt").read_text().split() == ["car", "truck"]
     refused = script("export_tflite.py", f"--model={run_dir}", f"--output_dir={out}",
-                     "--formats=float16")
-    assert refused.returncode == 1 and "exports as float32, int8" in refused.stderr
+                     "--formats=qat_int8")
+    assert refused.returncode == 1 and \
+        "exports as float32, float16, dynamic, int8" in refused.stderr
     report = tmp_path / "coco.json"
     scored = script("evaluate.py", f"--model={run_dir}", f"--model={out}/ssdlite_int8.tflite",
                     f"--model={out}/ssdlite_float32.tflite",

@@ -55,11 +55,8 @@ def convert(model: tf_keras.Model, fmt: str = "float32",
     # 3 s); the frozen function holds no variables, so the graph path it logs as
     # deprecated is the right one here.
     converter = _converter(model)
-    if fmt == "float16":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.target_spec.supported_types = [tf.float16]
-    elif fmt == "dynamic":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if fmt in ("float16", "dynamic"):
+        weight_only(converter, fmt)
     elif fmt == "int8":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
         if representative_images is not None:
@@ -78,6 +75,17 @@ def convert(model: tf_keras.Model, fmt: str = "float32",
         converter.inference_input_type = io_dtype
         converter.inference_output_type = io_dtype
     return converter.convert()
+
+
+def weight_only(converter: tf.lite.TFLiteConverter, fmt: str) -> tf.lite.TFLiteConverter:
+    """Weight-only formats: 'float16' (fp16 weights) or 'dynamic' (int8 weights, float
+    activations quantized on the fly by the kernels)."""
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if fmt == "float16":
+        converter.target_spec.supported_types = [tf.float16]
+    elif fmt != "dynamic":
+        raise ValueError(f"weight-only formats are float16 and dynamic, got {fmt!r}")
+    return converter
 
 
 def _converter(model: tf_keras.Model) -> tf.lite.TFLiteConverter:

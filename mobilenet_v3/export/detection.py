@@ -22,6 +22,8 @@ from tensorflow.python.framework.convert_to_constants import (
 from mobilenet_v3.analysis import tflite_inspect
 from mobilenet_v3.detection import boxes as box_lib
 from mobilenet_v3.export import folding, mixed_precision
+from mobilenet_v3.export.convert import weight_only
+from mobilenet_v3.export.formats import HEAD_FORMATS as FORMATS
 from mobilenet_v3.modeling.heads.ssdlite import DetectorConfig, build_ssdlite
 
 POSTPROCESS_OP = "TFLite_Detection_PostProcess"
@@ -110,10 +112,10 @@ def _converter(model: tf_keras.Model, config: DetectorConfig):
 def convert(model: tf_keras.Model, config: DetectorConfig, fmt: str = "float32",
             representative_images: Optional[Callable[[], Iterable[np.ndarray]]] = None
             ) -> bytes:
-    """float32, or pure int8 (exact calibration, float I/O, no float op but the
-    post-processing) .tflite with the custom op. `convert_int8` is the exporter's int8."""
-    if fmt not in ("float32", "int8"):
-        raise ValueError(f"detector formats are float32 and int8, got {fmt!r}")
+    """float32, float16, dynamic, or pure int8 (exact calibration, float I/O, no float op but
+    the post-processing) .tflite with the custom op. `convert_int8` is the exporter's int8."""
+    if fmt not in FORMATS:
+        raise ValueError(f"detector formats are {', '.join(FORMATS)}, got {fmt!r}")
     if fmt == "int8":
         if representative_images is None:
             raise ValueError("int8 export needs representative images")
@@ -121,6 +123,8 @@ def convert(model: tf_keras.Model, config: DetectorConfig, fmt: str = "float32",
         return convert_int8(model, config, images, None,
                             mixed_precision.MixedPolicy(1.0, enabled=False))[0]
     with _converter(model, config) as converter:
+        if fmt != "float32":
+            weight_only(converter, fmt)
         return converter.convert()
 
 

@@ -42,4 +42,6 @@ FORMATS: Dict[str, FormatPolicy] = {p.name: p for p in (
     FormatPolicy("qat_int8", "int8", "folded", qat=True, integer=True),
 )}
 FORMAT_NAMES = tuple(FORMATS)
+# What detectors and segmenters export as (export/task_export.py): qat_int8 is classification's.
+HEAD_FORMATS = ("float32", "float16", "dynamic", "int8")
 IO_DTYPES = {"int8": tf.int8, "uint8": tf.uint8, "float32": tf.float32}

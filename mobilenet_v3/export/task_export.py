@@ -1,4 +1,5 @@
-"""Export of a detector or segmenter: float32 and int8, verified, guarded, resumable.
+"""Export of a detector or segmenter: float32, float16, dynamic and int8, verified, guarded,
+resumable.
 
 What classification's exporter (exporter.py) gives every file, for the head tasks: int8 with
 exact calibration, the folded h-swish and, where one int8 scale cannot hold a tensor of the real
@@ -24,10 +25,10 @@ from mobilenet_v3 import files
 from mobilenet_v3.analysis import tflite_inspect
 from mobilenet_v3.export import file_state, mixed_precision
 from mobilenet_v3.export.exporter import ExportError, Int8AgreementError
+from mobilenet_v3.export.formats import FORMATS as POLICIES, HEAD_FORMATS as FORMATS
 
-FORMATS = ("float32", "int8")
 # The h-swish form of each format's graph (formats.py explains why); adapters build these.
-HARD_SWISH_FORMS = {"float32": "fused", "int8": "folded"}
+FLOAT_FORM, INT8_FORM = POLICIES["float32"].hard_swish_form, POLICIES["int8"].hard_swish_form
 DEFAULT_MAX_FLOAT_BLOCKS = 8
 
 
@@ -36,7 +37,7 @@ class TaskAdapter:
     task: str
     model_record: Dict                                  # model_config.json of the model
     weights: Sequence[np.ndarray]                       # for the settings fingerprint
-    float_file: Callable[[], bytes]
+    float_file: Callable[[str], bytes]                  # float32, float16 or dynamic
     # int8_file(agreement(file) -> value, MixedPolicy) -> (file, {"calibration", "mixed"})
     int8_file: Callable[[Callable[[bytes], float], mixed_precision.MixedPolicy],
                         Tuple[bytes, Dict]]
@@ -189,9 +190,9 @@ def export(adapter: TaskAdapter, labels: Sequence[str], calibration: Optional[np
 
 def _export_one(adapter, fmt, target, settings, calibration, config, log) -> Dict:
     extra = {}
-    if fmt == "float32":
-        log("float32: converting")
-        tflite = adapter.float_file()
+    if fmt != "int8":
+        log(f"{fmt}: converting")
+        tflite = adapter.float_file(fmt)
     else:
         log(f"int8: calibrating on {len(calibration)} images (exact ranges, folded h-swish)")
         policy = mixed_precision.MixedPolicy(config.target_agreement, config.max_float_blocks,
@@ -201,7 +202,7 @@ def _export_one(adapter, fmt, target, settings, calibration, config, log) -> Dic
     report = _checked(adapter, tflite, fmt, extra)
     report.update(extra, file=os.path.basename(target), labels_file="labels.txt",
                   task=adapter.task, model=adapter.model_record,
-                  hard_swish_form=HARD_SWISH_FORMS[fmt])
+                  hard_swish_form=POLICIES[fmt].hard_swish_form)
     report["agreement"] = dict(adapter.score(tflite), reference="the float Keras model")
     value = report["agreement"][adapter.value_key]
     line = (f"{fmt}: {{}} {target} ({len(tflite) / 1e6:.2f} MB, "

@@ -12,9 +12,10 @@ import tf_keras
 
 from mobilenet_v3.analysis import tflite_inspect
 from mobilenet_v3.export import convert as converter
+from mobilenet_v3.export.formats import HEAD_FORMATS
 from mobilenet_v3.modeling.heads.lraspp import SegmenterConfig, build_segmenter
 
-FORMATS = ("float32", "int8")
+FORMATS = HEAD_FORMATS
 
 
 def inference_model(trained: Optional[tf_keras.Model], config: SegmenterConfig,

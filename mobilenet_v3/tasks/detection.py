@@ -11,6 +11,7 @@ from typing import Dict
 
 import numpy as np
 
+from mobilenet_v3.export.formats import HEAD_FORMATS
 from mobilenet_v3.tasks.registry import TaskSpec, TrainingSpec, register
 
 HEAD_TYPE = "ssdlite"
@@ -100,19 +101,18 @@ def postprocess_tensors(tflite: bytes):
 def export_model(model, det, labels, calibration, check, config, log=print) -> Dict[str, Dict]:
     """A detector in memory -> export/task_export.py (`config`: a TaskExportConfig)."""
     from mobilenet_v3.export import detection as conversion, task_export
-    FORMS = task_export.HARD_SWISH_FORMS
-    float_graph = conversion.inference_model(model, det, FORMS["float32"])
+    float_graph = conversion.inference_model(model, det, task_export.FLOAT_FORM)
     reference = conversion.keras_detections(float_graph, det, check)
 
     def score(tflite):
         return conversion.agreement(conversion.run(tflite, check), reference, MIN_SCORE)
 
     def int8_file(agreement, policy):
-        return conversion.convert_int8(conversion.inference_model(model, det, FORMS["int8"]), det,
+        return conversion.convert_int8(conversion.inference_model(model, det, task_export.INT8_FORM), det,
                                        calibration, agreement, policy)
     adapter = task_export.TaskAdapter(
         "detection", det.to_flat(), model.get_weights(),
-        float_file=lambda: conversion.convert(float_graph, det, "float32"),
+        float_file=lambda fmt: conversion.convert(float_graph, det, fmt),
         int8_file=int8_file, score=score, value_key="recall",
         describe=conversion.describe, allowed_float=postprocess_tensors)
     return task_export.export(adapter, labels, calibration, config, log)
@@ -193,7 +193,7 @@ def is_file(tflite: bytes) -> bool:
     return tflite_inspect.has_op(tflite, POSTPROCESS_OP)
 
 
-SPEC = register(TaskSpec("detection", (HEAD_TYPE,), ("float32", "int8"), export, evaluate,
+SPEC = register(TaskSpec("detection", (HEAD_TYPE,), HEAD_FORMATS, export, evaluate,
                          is_file, data_config=data_config,
                          training=TrainingSpec(make_task=make_task, final_metrics=final_metrics,
                                                check=check_training)))

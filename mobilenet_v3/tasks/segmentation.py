@@ -13,6 +13,7 @@ from typing import Dict, Tuple
 
 import numpy as np
 
+from mobilenet_v3.export.formats import HEAD_FORMATS
 from mobilenet_v3.tasks.registry import TaskSpec, TrainingSpec, register
 
 HEAD_TYPES = ("lraspp", "raspp")
@@ -128,8 +129,7 @@ def export_model(model, seg, size, labels, calibration, check, config, log=print
     """A segmenter in memory -> export/task_export.py at `size` (HxW)."""
     from mobilenet_v3.export import folding, task_export
     from mobilenet_v3.segmentation import export as conversion
-    FORMS = task_export.HARD_SWISH_FORMS
-    float_graph = conversion.inference_model(model, seg, FORMS["float32"], size)
+    float_graph = conversion.inference_model(model, seg, task_export.FLOAT_FORM, size)
     reference = float_graph.predict(check, batch_size=1, verbose=0).argmax(-1)
 
     def score(tflite):
@@ -148,12 +148,12 @@ def export_model(model, seg, size, labels, calibration, check, config, log=print
 
     def int8_file(agreement, policy):
         from mobilenet_v3.export import convert
-        graph = conversion.inference_model(model, seg, FORMS["int8"], size)
+        graph = conversion.inference_model(model, seg, task_export.INT8_FORM, size)
         folding.fold_weights(graph)
         return convert.convert_int8_mixed(graph, calibration, agreement, policy)
     adapter = task_export.TaskAdapter(
         "segmentation", dict(seg.to_flat(), export_resolution=list(size)), model.get_weights(),
-        float_file=lambda: conversion.convert(float_graph, "float32"),
+        float_file=lambda fmt: conversion.convert(float_graph, fmt),
         int8_file=int8_file, score=score, value_key="pixel_agreement",
         search_key="class_iou_with_float",
         describe=conversion.describe)
@@ -247,7 +247,7 @@ def is_file(tflite: bytes) -> bool:
     return tflite_inspect.output_ranks(tflite) == [4]
 
 
-SPEC = register(TaskSpec("segmentation", HEAD_TYPES, ("float32", "int8"), export, evaluate,
+SPEC = register(TaskSpec("segmentation", HEAD_TYPES, HEAD_FORMATS, export, evaluate,
                          is_file, data_config=data_config,
                          training=TrainingSpec(make_task=make_task, final_metrics=final_metrics,
                                                model_options=model_options,
