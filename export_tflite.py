@@ -8,21 +8,27 @@
 
 --model is a train.py model_dir (its final/ EMA model; classifiers also the newest
 checkpoint's EMA weights) or a saved .keras file with model_config.json beside it; its task
-comes from the head_type recorded there (mobilenet_v3/tasks). Classifiers export as float32,
-float16, dynamic, int8 (PTQ) and qat_int8; detectors and segmenters as float32 and int8.
-Every int8 file is guarded: below its task's agreement with the float model (classification:
-top-1 agreement; detection: share of the float detections found; segmentation: pixel
-agreement) it is kept only as <name>.rejected.tflite and the export exits 1. Calibration and
-checks use the training run's dataset unless --dataset names another. Every file gets a JSON
-report beside it and the folder a labels.txt. Exit codes: 0 done, 1 bad input or a rejected
-file (message on stderr).
+comes from the head_type recorded there (mobilenet_v3/tasks). Every task exports as float32,
+float16, dynamic and int8 (PTQ); classifiers also as qat_int8. One exporter writes them all
+(mobilenet_v3/export/task_export.py) with one report schema. Every integer file is guarded:
+below its task's agreement with the model it stands for (classification: top-1 agreement;
+detection: share of the float detections found; segmentation: pixel agreement) it is kept only
+as <name>.rejected.tflite and the export exits 1. Calibration and checks use the training
+run's dataset unless --dataset names another. Every file gets a JSON report beside it and the
+folder a labels.txt. Exit codes: 0 done, 1 bad input or a rejected file (message on stderr).
 """
 
-import sys
+import os
 
-from absl import app, flags, logging
+# tf.keras is tf_keras (Keras 2), the one Keras this project uses; TensorFlow then does not
+# import Keras 3 at start-up (~2.5 s of every run on a 2-core machine).
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import data_flags
+import sys  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+
+import data_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model", None, "train.py model_dir or a .keras file.")
@@ -50,10 +56,11 @@ flags.DEFINE_float("min_int8_agreement", None, "Guard: an int8 / qat_int8 file w
                    "is below this is not written and the export exits 1. Default per task: "
                    "classification top-1 agreement 0.6 (<= 100 classes: 0.9), detection recall of the float "
                    "detections 0.9, segmentation pixel agreement 0.98; 0 turns it off.")
-flags.DEFINE_integer("max_float_blocks", None, "Detection / segmentation int8: when pure int8 "
-                     "falls short of the task's target agreement, at most this many blocks "
-                     "(table rows, head layers) are kept in float, chosen by their measured "
-                     "harm (export/mixed_precision.py); 0 = pure int8 (default 8).")
+flags.DEFINE_integer("max_float_blocks", None, "int8: when pure int8 falls short of the "
+                     "task's target agreement, at most this many blocks (table rows, head "
+                     "layers) are kept in float, chosen by their measured harm "
+                     "(export/mixed_precision.py); 0 = pure int8. Default: detection and "
+                     "segmentation 8, classification 0 (its pure int8 keeps float top-1).")
 flags.DEFINE_string("resolution", None, "Segmentation: export size HxW (default: trained).")
 flags.DEFINE_integer("check_images", 64, "Held-out images compared with the Keras model.")
 flags.DEFINE_integer("eval_images", 0, "Report top-1 over this many held-out images.")
@@ -109,8 +116,8 @@ def main(argv):
                                      f"{', '.join(task.formats)}, not {', '.join(bad)}")
         from mobilenet_v3.training import run_dir
         size = run_dir.model_record(FLAGS.model).get("input_shape", [None])[0]
-        reports = task.export(FLAGS.model, config,
-                              data_flags.task_data_config(task.name, size, FLAGS.seed))
+        task.export(FLAGS.model, config,
+                    data_flags.task_data_config(task.name, size, FLAGS.seed))
     except (export.ExportError, FileExistsError, FileNotFoundError, DatasetNotPreparedError,
             ValueError) as e:
         print(f"export_tflite.py: {e}", file=sys.stderr)
@@ -120,17 +127,6 @@ def main(argv):
               f"({e.strerror or e}); files already complete are kept and a rerun of the same "
               "command completes the rest", file=sys.stderr)
         return 1
-    if task.name != "classification":
-        return 0          # the task's exporter printed a line per file
-    for fmt, report in reports.items():
-        guard = report.get("guard")
-        print(f"{report['file']}: {report['size_bytes'] / 1e6:.2f} MB, "
-              f"{report['xnnpack_partitions']} XNNPACK partition(s), top-1 agreement with "
-              f"{report['agreement']['reference']} {report['agreement']['top1_agreement']:.3f}"
-              + (f", with the float model "
-                 f"{report['agreement_with_float']['top1_agreement']:.3f} (guard "
-                 f"{guard['verdict']}: min {guard['min_top1_agreement']:g} vs "
-                 f"{guard['compared_with']})" if guard else ""))
     return 0
 
 

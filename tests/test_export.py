@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -15,7 +14,7 @@ from mobilenet_v3 import ModelConfig, export
 from mobilenet_v3.analysis import tflite_inspect
 from mobilenet_v3.training import Trainer
 
-from conftest import tiny_train_config
+from conftest import run_cases, tiny_train_config
 
 # Its module-scoped fixtures are built once: keep the file on one xdist worker.
 pytestmark = pytest.mark.xdist_group("export")
@@ -161,57 +160,53 @@ def test_bad_input_gives_clear_errors(tmp_path):
 
 @pytest.mark.slow
 def test_script_exit_codes_and_messages(run_dir, tmp_path):
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-
-    def run(*args):
-        return subprocess.run([sys.executable, os.path.join(ROOT, "export_tflite.py"), *args],
-                              capture_output=True, text=True, env=env, timeout=600)
-    bad = run(f"--model={run_dir}", f"--output_dir={tmp_path}", "--formats=float32,int4")
-    assert bad.returncode == 1 and "unknown format" in bad.stderr
-    missing = run(f"--model={tmp_path / 'nope'}", f"--output_dir={tmp_path}")
-    assert missing.returncode == 1 and "no trained model" in missing.stderr
-    ok = run(f"--model={run_dir}", f"--output_dir={tmp_path}", "--formats=float32",
-             "--check_images=8")
-    assert ok.returncode == 0, ok.stderr[-2000:]
-    assert "1 XNNPACK partition(s)" in ok.stdout
+    model, out = f"--model={run_dir}", f"--output_dir={tmp_path}"
+    bad, missing, ok = run_cases("export_tflite.py", [
+        [model, out, "--formats=float32,int4"],
+        [f"--model={tmp_path / 'nope'}", out],
+        [model, out, "--formats=float32", "--check_images=8"]])
+    assert bad["code"] == 1 and "unknown format" in bad["stderr"]
+    assert missing["code"] == 1 and "no trained model" in missing["stderr"]
+    assert ok["code"] == 0, ok["stderr"][-2000:]
+    assert "1 XNNPACK partition(s)" in ok["stdout"]
     # A killed export: labels and a temporary file from the kill. The same command with one
     # more format keeps the complete file, writes the missing one and cleans up.
     (tmp_path / "labels.txt").unlink()
     (tmp_path / ".tmp-killedmobilenet_v3_small_0.35_32_float16.tflite").write_bytes(b"half")
     stamp = os.path.getmtime(tmp_path / "mobilenet_v3_small_0.35_32_float32.tflite")
-    again = run(f"--model={run_dir}", f"--output_dir={tmp_path}", "--formats=float32,float16",
-                "--check_images=8")
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert "complete with the same settings; kept" in again.stdout
-    assert os.path.getmtime(tmp_path / "mobilenet_v3_small_0.35_32_float32.tflite") == stamp
-    assert (tmp_path / "mobilenet_v3_small_0.35_32_float16.tflite").exists()
-    assert (tmp_path / "labels.txt").exists()
-    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
-    other = run(f"--model={run_dir}", f"--output_dir={tmp_path}", "--formats=float32",
-                "--check_images=16")
-    assert other.returncode == 1 and "other settings" in other.stderr and \
-        "--overwrite" in other.stderr
-    no_format = run(f"--model={run_dir}", f"--output_dir={tmp_path}", "--formats=")
-    assert no_format.returncode == 1 and "no format given" in no_format.stderr
     empty = tmp_path / "empty_folder"
     (empty / "a").mkdir(parents=True)
     (empty / "b").mkdir()
-    no_images = run(f"--model={run_dir}", f"--output_dir={tmp_path / 'x'}", "--formats=int8",
-                    "--dataset=image_folder", f"--image_folder={empty}")
-    assert no_images.returncode == 1 and "no .jpg" in no_images.stderr
     readonly = tmp_path / "readonly"
     readonly.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
                               str(readonly)], capture_output=True).returncode == 0
     try:
-        if mounted:
-            denied = run(f"--model={run_dir}", f"--output_dir={readonly}", "--formats=float32",
-                         "--check_images=8")
-            assert denied.returncode == 1 and "Traceback" not in denied.stderr
-            assert "Read-only file system" in denied.stderr, denied.stderr[-2000:]
+        again, other, no_format, no_images, denied = run_cases("export_tflite.py", [
+            [model, out, "--formats=float32,float16", "--check_images=8"],
+            [model, out, "--formats=float32", "--check_images=16"],
+            [model, out, "--formats="],
+            [model, f"--output_dir={tmp_path / 'x'}", "--formats=int8",
+             "--dataset=image_folder", f"--image_folder={empty}"],
+            [model, f"--output_dir={readonly}", "--formats=float32", "--check_images=8"]])
     finally:
         if mounted:
             subprocess.run(["umount", str(readonly)], capture_output=True)
+    assert again["code"] == 0, again["stderr"][-2000:]
+    assert "complete with the same settings; kept" in again["stdout"]
+    assert os.path.getmtime(tmp_path / "mobilenet_v3_small_0.35_32_float32.tflite") == stamp
+    assert (tmp_path / "mobilenet_v3_small_0.35_32_float16.tflite").exists()
+    assert (tmp_path / "labels.txt").exists()
+    assert not [n for n in os.listdir(tmp_path) if n.startswith(".tmp-")]
+    assert other["code"] == 1 and "other settings" in other["stderr"] and \
+        "--overwrite" in other["stderr"]
+    assert no_format["code"] == 1 and "no format given" in no_format["stderr"]
+    assert no_images["code"] == 1 and "no .jpg" in no_images["stderr"]
+    if mounted:
+        assert denied["code"] == 1 and "Traceback" not in denied["stderr"]
+        assert "Read-only file system" in denied["stderr"], denied["stderr"][-2000:]
+    for result in (bad, missing, ok, again, other, no_format, no_images, denied):
+        assert "Traceback" not in result["stderr"], result
 
 
 @pytest.mark.slow

@@ -189,6 +189,6 @@ def test_guard_rejects_a_broken_int8_export_of_a_real_imagenet_network(tmp_path)
     report = json.loads((tmp_path / "out" / "mobilenet_v3_small_1_224_int8.rejected.json")
                         .read_text())
     assert report["guard"]["verdict"] == "FAIL" and report["written"] is False
-    assert report["guard"]["top1_agreement"] < 0.6
+    assert report["guard"]["metric"] == "top1_agreement" and report["guard"]["value"] < 0.6
     assert report["guard"]["compared_with"] == "the float Keras model"
     assert isinstance(trained, TrainedModel)

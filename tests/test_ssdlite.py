@@ -169,7 +169,7 @@ def test_tfds_coco_on_mock_data():
 @pytest.mark.slow
 def test_export_runs_in_litert_and_agrees_with_keras():
     from mobilenet_v3.bench.calibration import calibrate_batch_norm
-    from mobilenet_v3.export import detection as exporter
+    from mobilenet_v3.export import detection as exporter, report
     config = DetectorConfig.create(classes=3, name="small", alpha=0.35, reduced_tail=True,
                                    input_shape=(64, 64, 3), include_preprocessing=False)
     tf.keras.utils.set_random_seed(0)
@@ -179,7 +179,7 @@ def test_export_runs_in_litert_and_agrees_with_keras():
     for fmt, form in (("float32", "fused"), ("int8", "unfused")):
         graph = exporter.inference_model(model, config, form)
         tflite = exporter.convert(graph, config, fmt, lambda: iter(images))
-        described = exporter.describe(tflite, fmt)
+        described = report.describe(tflite, fmt)
         assert described["op_histogram"][exporter.POSTPROCESS_OP] == 1
         ours = exporter.run(tflite, images[:4])
         assert ours[0]["boxes"].shape == (100, 4) and ours[0]["count"] > 0

@@ -113,7 +113,7 @@ def calibrate(converter: tf.lite.TFLiteConverter, images: Sequence[np.ndarray],
     converter.inference_input_type = io_dtype
     converter.inference_output_type = io_dtype
     calibrated, summary = with_exact_ranges(calibrated_float_model(converter), images)
-    summary["images"] = len(images)
+    summary.update(method="exact", images=len(images))
     return calibrated, summary
 
 

@@ -201,18 +201,3 @@ def agreement(ours: List[Dict], reference: List[Dict], min_score: float = 0.3) -
             "found": found, "recall": found / total if total else 1.0,
             "max_box_diff": box_diff, "max_score_diff": score_diff,
             "mean_iou": float(np.mean(ious)) if ious else None}
-
-
-def describe(tflite: bytes, fmt: str) -> Dict:
-    """Ops, XNNPACK partitions, I/O and (int8) float tensors inside, for the report."""
-    from mobilenet_v3.export.report import tensor_info
-    it = tflite_inspect.interpreter(tflite)
-    report = {"format": fmt, "size_bytes": len(tflite),
-              "op_histogram": tflite_inspect.op_histogram(tflite),
-              "xnnpack_partitions": tflite_inspect.xnnpack_partitions(tflite),
-              "inputs": [tensor_info(d) for d in it.get_input_details()],
-              "outputs": [tensor_info(d) for d in it.get_output_details()]}
-    if fmt == "int8":
-        report["float_tensors_inside"] = [
-            n for n in tflite_inspect.float_tensors_inside(tflite)]
-    return report

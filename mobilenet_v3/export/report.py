@@ -1,6 +1,8 @@
-"""The structural part of an export report: ops, XNNPACK partitions, h-swish, tensor dtypes.
+"""The structural part of every export report: ops, XNNPACK partitions, I/O tensors, size, and
+(classifiers) whether h-swish took the form the format asks for.
 
-What a user needs to know about a .tflite before running it on a phone.
+What a user needs to know about a .tflite before running it on a phone; the same keys for
+every task (export/task_export.py adds agreement, guard and settings).
 """
 
 from typing import Dict
@@ -8,7 +10,6 @@ from typing import Dict
 import numpy as np
 
 from mobilenet_v3.analysis import tflite_inspect
-from mobilenet_v3.export.formats import FormatPolicy
 
 
 def tensor_info(details: Dict) -> Dict:
@@ -20,6 +21,16 @@ def tensor_info(details: Dict) -> Dict:
     return info
 
 
+def describe(tflite: bytes, fmt: str) -> Dict:
+    """Format, size, op histogram, XNNPACK partitions and I/O tensors of any task's file."""
+    it = tflite_inspect.interpreter(tflite)
+    return {"format": fmt, "size_bytes": len(tflite),
+            "op_histogram": tflite_inspect.op_histogram(tflite),
+            "xnnpack_partitions": tflite_inspect.xnnpack_partitions(tflite),
+            "inputs": [tensor_info(d) for d in it.get_input_details()],
+            "outputs": [tensor_info(d) for d in it.get_output_details()]}
+
+
 _EXPECTED = {
     "fused": "one HARD_SWISH op per h-swish",
     "unfused": "none: ADD(+RELU6) and two MULs per h-swish, all in XNNPACK",
@@ -28,22 +39,10 @@ _EXPECTED = {
 }
 
 
-def describe(tflite: bytes, policy: FormatPolicy, form: str, sites: int) -> Dict:
-    """Ops, partitions, whether h-swish took the expected form, I/O tensors, size."""
-    histogram = tflite_inspect.op_histogram(tflite)
-    it = tflite_inspect.interpreter(tflite)
-    hs_ops = histogram.get("HARD_SWISH", 0)
-    report = {
-        "format": policy.name, "size_bytes": len(tflite), "hard_swish_form": form,
-        "op_histogram": histogram, "xnnpack_partitions": tflite_inspect.xnnpack_partitions(tflite),
-        "hard_swish": {"activations": sites, "HARD_SWISH_ops": hs_ops,
-                       "single_op_each": hs_ops == sites,
-                       "as_expected": hs_ops == (sites if form == "fused" else 0),
-                       "expected": _EXPECTED[form]},
-        "inputs": [tensor_info(d) for d in it.get_input_details()],
-        "outputs": [tensor_info(d) for d in it.get_output_details()],
-    }
-    if policy.integer:
-        report["float_tensors_inside"] = tflite_inspect.float_tensors_inside(tflite)
-        report["saturated_biases"] = tflite_inspect.saturated_biases(tflite)
-    return report
+def hard_swish_check(tflite: bytes, form: str, sites: int) -> Dict:
+    """Whether the file's h-swish took `form` at each of the `sites` activations."""
+    hs_ops = tflite_inspect.op_histogram(tflite).get("HARD_SWISH", 0)
+    return {"activations": sites, "HARD_SWISH_ops": hs_ops,
+            "single_op_each": hs_ops == sites,
+            "as_expected": hs_ops == (sites if form == "fused" else 0),
+            "expected": _EXPECTED[form]}

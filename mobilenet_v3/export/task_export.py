@@ -1,16 +1,18 @@
-"""Export of a detector or segmenter: float32, float16, dynamic and int8, verified, guarded,
-resumable.
+"""The one exporter of every task: each format's file made, verified, guarded and reported
+with the same schema, written atomically and resumable.
 
-What classification's exporter (exporter.py) gives every file, for the head tasks: int8 with
-exact calibration, the folded h-swish and, where one int8 scale cannot hold a tensor of the real
-weights, float islands chosen per model (mixed_precision.py); refusal of unplanned float
-tensors and of saturated int32 biases; a JSON report per file; atomic writes, and a rerun with
-the same settings keeps complete files; the guard: an int8 file whose agreement with its float
-model is below the task's minimum is kept only as `<name>.rejected.tflite` and the export fails.
+Every task's int8 file gets exact calibration, the folded h-swish and, where one int8 scale
+cannot hold a tensor of the real weights, float islands chosen per model (mixed_precision.py);
+refusal of unplanned float tensors and of saturated int32 biases; a JSON report per file
+(report.describe's structure, the task's agreement with its Keras model, the guard, the
+settings); atomic writes, and a rerun with the same settings keeps complete files; the guard:
+an integer file whose agreement with the model it stands for is below the task's minimum is
+kept only as `<name>.rejected.tflite` and the export fails.
 
 A task supplies a `TaskAdapter`: how to make each format's file, how to score a file against
-the float model (one number for the guard and the search, details for the report) and which
-float tensors the format itself needs (the detector's post-processing op takes float).
+its Keras model (one number for the guard and the search, details for the report), facts of
+its own about a file, and which float tensors the format itself needs (the detector's
+post-processing op takes float).
 """
 
 import dataclasses
@@ -23,8 +25,8 @@ import numpy as np
 
 from mobilenet_v3 import files
 from mobilenet_v3.analysis import tflite_inspect
-from mobilenet_v3.export import file_state, mixed_precision
-from mobilenet_v3.export.exporter import ExportError, Int8AgreementError
+from mobilenet_v3.export import file_state, mixed_precision, report as structure
+from mobilenet_v3.export.errors import ExportError, Int8AgreementError
 from mobilenet_v3.export.formats import FORMATS as POLICIES, HEAD_FORMATS as FORMATS
 
 # The h-swish form of each format's graph (formats.py explains why); adapters build these.
@@ -41,11 +43,14 @@ class TaskAdapter:
     # int8_file(agreement(file) -> value, MixedPolicy) -> (file, {"calibration", "mixed"})
     int8_file: Callable[[Callable[[bytes], float], mixed_precision.MixedPolicy],
                         Tuple[bytes, Dict]]
-    score: Callable[[bytes], Dict]                      # the file vs the float model
+    # score(file, format): the file vs the Keras model it stands for (float, or QAT's)
+    score: Callable[[bytes, str], Dict]
     value_key: str                                      # the key of `score` the guard reads
-    describe: Callable[[bytes, str], Dict]              # ops, partitions, I/O
     search_key: Optional[str] = None                    # what the mixed search raises
     allowed_float: Callable[[bytes], Set[int]] = lambda tflite: set()
+    formats: Sequence[str] = FORMATS                    # what this task exports as
+    qat_file: Optional[Callable[[], Tuple[bytes, Dict]]] = None   # qat_int8, if offered
+    facts: Callable[[bytes, str], Dict] = lambda tflite, fmt: {}  # the task's own report keys
 
 
 @dataclasses.dataclass
@@ -59,12 +64,12 @@ class TaskExportConfig:
     overwrite: bool = False
     extra_settings: Optional[Dict] = None   # anything else that decides the files
 
-    def validate(self):
+    def validate(self, offered: Sequence[str] = FORMATS):
         if not [f for f in self.formats if f]:
-            raise ExportError(f"no format given: choose from {', '.join(FORMATS)}")
-        bad = sorted(set(self.formats) - set(FORMATS))
+            raise ExportError(f"no format given: choose from {', '.join(offered)}")
+        bad = sorted(set(self.formats) - set(offered))
         if bad:
-            raise ExportError(f"this task exports as {', '.join(FORMATS)}; got {bad}")
+            raise ExportError(f"this task exports as {', '.join(offered)}; got {bad}")
         for name in ("min_agreement", "target_agreement"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ExportError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
@@ -72,20 +77,23 @@ class TaskExportConfig:
             raise ExportError("max_float_blocks must be >= 0")
 
 
-def options_from(config, basename: str, min_agreement: float, target_agreement: float
-                 ) -> TaskExportConfig:
+def options_from(config, basename: str, min_agreement: float,
+                 target_agreement: Optional[float] = None,
+                 max_float_blocks: int = DEFAULT_MAX_FLOAT_BLOCKS,
+                 extra_settings: Optional[Dict] = None) -> TaskExportConfig:
     """An export.ExportConfig (what export_tflite.py's flags give every task) as this
-    exporter's config; None fields take the task's defaults."""
+    exporter's config; None fields take the task's defaults (no target: the guard's minimum)."""
+    minimum = min_agreement if config.min_int8_agreement is None else config.min_int8_agreement
     return TaskExportConfig(
         output_dir=config.output_dir, formats=tuple(config.formats),
         basename=config.basename or basename, overwrite=config.overwrite,
-        min_agreement=min_agreement if config.min_int8_agreement is None
-        else config.min_int8_agreement,
-        target_agreement=target_agreement,
-        max_float_blocks=DEFAULT_MAX_FLOAT_BLOCKS if config.max_float_blocks is None
+        min_agreement=minimum,
+        target_agreement=minimum if target_agreement is None else target_agreement,
+        max_float_blocks=max_float_blocks if config.max_float_blocks is None
         else config.max_float_blocks,
         extra_settings={"calibration_images": config.calibration_images,
-                        "check_images": config.check_images, "seed": config.seed})
+                        "check_images": config.check_images, "seed": config.seed,
+                        **(extra_settings or {})})
 
 
 def open_data(path: str, data, recorded, open_source: Callable, hint: str):
@@ -125,16 +133,17 @@ def unplanned_float_tensors(tflite: bytes, allowed: Set[int]) -> list:
 
 
 def _checked(adapter: TaskAdapter, tflite: bytes, fmt: str, extra: Dict) -> Dict:
-    report = adapter.describe(tflite, fmt)
-    if fmt != "int8":
+    report = dict(structure.describe(tflite, fmt), **adapter.facts(tflite, fmt))
+    if not POLICIES[fmt].integer:
         return report
     report["saturated_biases"] = tflite_inspect.saturated_biases(tflite)
     unplanned = unplanned_float_tensors(tflite, adapter.allowed_float(tflite))
     report["float_tensors_inside"] = unplanned
-    if unplanned and not extra["mixed"]["float_tensors"]:
-        raise ExportError(f"int8: float tensors inside the int8 graph: {unplanned[:5]}")
+    if unplanned and not extra.get("mixed", {}).get("float_tensors"):
+        raise ExportError(f"{fmt}: float tensors inside the int8 graph: {unplanned[:5]}")
     if report["saturated_biases"]:
-        raise ExportError(f"int8: int32 biases clipped at the int32 limit: "
+        raise ExportError(f"{fmt}: int32 biases clipped at the int32 limit (their weight "
+                          f"scale is ~0): "
                           f"{dict(list(report['saturated_biases'].items())[:3])}")
     return report
 
@@ -152,7 +161,7 @@ def _prepare(out: str):
 def export(adapter: TaskAdapter, labels: Sequence[str], calibration: Optional[np.ndarray],
            config: TaskExportConfig, log: Callable[[str], None] = print) -> Dict[str, Dict]:
     """Writes each format's .tflite + .json and labels.txt; returns {format: report}."""
-    config.validate()
+    config.validate(adapter.formats)
     if "int8" in config.formats and (calibration is None or not len(calibration)):
         raise ExportError("int8 needs calibration images")
     out = config.output_dir
@@ -177,9 +186,10 @@ def export(adapter: TaskAdapter, labels: Sequence[str], calibration: Optional[np
                                    log)
     failed = {f: r for f, r in reports.items() if r.get("guard", {}).get("verdict") == "FAIL"}
     if failed:
-        parts = [f"{f}: {adapter.value_key} {r['guard']['value']:.3f} against the float model "
-                 f"on {r['guard']['images']} check images is below --min_int8_agreement="
-                 f"{config.min_agreement:g}" for f, r in failed.items()]
+        parts = [f"{f}: {adapter.value_key} {r['guard']['value']:.3f} against "
+                 f"{r['guard']['compared_with']} on {r['guard']['images']} check images is "
+                 f"below --min_int8_agreement={config.min_agreement:g}"
+                 for f, r in failed.items()]
         raise Int8AgreementError(
             "; ".join(parts) + ". Not written under its name; kept as "
             + ", ".join(r["file"] for r in failed.values()) + " with its report. Allow more "
@@ -190,30 +200,36 @@ def export(adapter: TaskAdapter, labels: Sequence[str], calibration: Optional[np
 
 def _export_one(adapter, fmt, target, settings, calibration, config, log) -> Dict:
     extra = {}
-    if fmt != "int8":
+    if POLICIES[fmt].qat:
+        log(f"{fmt}: fine-tuning with fake quantization, then converting")
+        tflite, extra = adapter.qat_file()
+    elif fmt != "int8":
         log(f"{fmt}: converting")
         tflite = adapter.float_file(fmt)
     else:
-        log(f"int8: calibrating on {len(calibration)} images (exact ranges, folded h-swish)")
+        log(f"int8: calibrating on {len(calibration)} images")
         policy = mixed_precision.MixedPolicy(config.target_agreement, config.max_float_blocks,
                                              enabled=config.max_float_blocks > 0)
         key = adapter.search_key or adapter.value_key
-        tflite, extra = adapter.int8_file(lambda f: adapter.score(f)[key], policy)
+        tflite, extra = adapter.int8_file(lambda f: adapter.score(f, fmt)[key], policy)
     report = _checked(adapter, tflite, fmt, extra)
     report.update(extra, file=os.path.basename(target), labels_file="labels.txt",
-                  task=adapter.task, model=adapter.model_record,
-                  hard_swish_form=POLICIES[fmt].hard_swish_form)
-    report["agreement"] = dict(adapter.score(tflite), reference="the float Keras model")
+                  task=adapter.task)
+    report.setdefault("model", adapter.model_record)           # the task may name the graph's
+    report.setdefault("hard_swish_form", POLICIES[fmt].hard_swish_form)
+    report["agreement"] = dict({"reference": "the float Keras model"},
+                               **adapter.score(tflite, fmt))
     value = report["agreement"][adapter.value_key]
+    reference = report["agreement"]["reference"]
     line = (f"{fmt}: {{}} {target} ({len(tflite) / 1e6:.2f} MB, "
             f"{report['xnnpack_partitions']} XNNPACK partition(s), {adapter.value_key} "
-            f"{value:.4f} vs the float model")
-    if fmt == "int8":
-        kept = extra["mixed"]["float_blocks"]
+            f"{value:.4f} vs {reference}")
+    if POLICIES[fmt].integer:
+        kept = extra.get("mixed", {}).get("float_blocks", [])
         line += f", float blocks: {', '.join(kept) if kept else 'none'}"
         verdict = "pass" if value >= config.min_agreement else "FAIL"
         report["guard"] = {"metric": adapter.value_key, "min": config.min_agreement,
-                           "value": value, "compared_with": "the float Keras model",
+                           "value": value, "compared_with": reference,
                            "images": report["agreement"].get("images"), "verdict": verdict}
         line += f"; guard {verdict} (min {config.min_agreement:g})"
         if verdict != "pass":

@@ -68,13 +68,3 @@ def pixel_agreement(tflite: bytes, model: tf_keras.Model, images: np.ndarray,
         result["mIoU_tflite"] = mean_iou(confusion_matrix(ours, masks, k).numpy())
         result["mIoU_keras"] = mean_iou(confusion_matrix(reference, masks, k).numpy())
     return result
-
-
-def describe(tflite: bytes, fmt: str) -> Dict:
-    """Ops, XNNPACK partitions and (int8) float tensors inside, for the report."""
-    entry = {"format": fmt, "size_bytes": len(tflite),
-             "op_histogram": tflite_inspect.op_histogram(tflite),
-             "xnnpack_partitions": tflite_inspect.xnnpack_partitions(tflite)}
-    if fmt == "int8":
-        entry["float_tensors_inside"] = len(tflite_inspect.float_tensors_inside(tflite))
-    return entry

@@ -61,7 +61,7 @@ def _images(source, size: int, split: str, count: int) -> np.ndarray:
     """`count` [-1, 1] images of a split; a corrupt file is a clear error."""
     import tensorflow as tf
     from mobilenet_v3.detection import data as data_lib
-    from mobilenet_v3.export.exporter import ExportError
+    from mobilenet_v3.export.errors import ExportError
     try:
         if split == "eval":
             out = [data_lib.eval_preprocess(ex[0], size).numpy()
@@ -104,7 +104,7 @@ def export_model(model, det, labels, calibration, check, config, log=print) -> D
     float_graph = conversion.inference_model(model, det, task_export.FLOAT_FORM)
     reference = conversion.keras_detections(float_graph, det, check)
 
-    def score(tflite):
+    def score(tflite, fmt=None):
         return conversion.agreement(conversion.run(tflite, check), reference, MIN_SCORE)
 
     def int8_file(agreement, policy):
@@ -113,8 +113,7 @@ def export_model(model, det, labels, calibration, check, config, log=print) -> D
     adapter = task_export.TaskAdapter(
         "detection", det.to_flat(), model.get_weights(),
         float_file=lambda fmt: conversion.convert(float_graph, det, fmt),
-        int8_file=int8_file, score=score, value_key="recall",
-        describe=conversion.describe, allowed_float=postprocess_tensors)
+        int8_file=int8_file, score=score, value_key="recall", allowed_float=postprocess_tensors)
     return task_export.export(adapter, labels, calibration, config, log)
 
 

@@ -106,7 +106,7 @@ def crop_to_aspect(image, size: Tuple[int, int]) -> np.ndarray:
 
 def _images(source, size, split: str, count: int):
     import tensorflow as tf
-    from mobilenet_v3.export.exporter import ExportError
+    from mobilenet_v3.export.errors import ExportError
     try:
         if split == "eval":
             pairs = [(np.asarray(i), np.asarray(m))
@@ -132,7 +132,7 @@ def export_model(model, seg, size, labels, calibration, check, config, log=print
     float_graph = conversion.inference_model(model, seg, task_export.FLOAT_FORM, size)
     reference = float_graph.predict(check, batch_size=1, verbose=0).argmax(-1)
 
-    def score(tflite):
+    def score(tflite, fmt=None):
         from mobilenet_v3.analysis import tflite_inspect
         ours = tflite_inspect.run(tflite, check).argmax(-1)
         same = ours == reference
@@ -155,8 +155,7 @@ def export_model(model, seg, size, labels, calibration, check, config, log=print
         "segmentation", dict(seg.to_flat(), export_resolution=list(size)), model.get_weights(),
         float_file=lambda fmt: conversion.convert(float_graph, fmt),
         int8_file=int8_file, score=score, value_key="pixel_agreement",
-        search_key="class_iou_with_float",
-        describe=conversion.describe)
+        search_key="class_iou_with_float")
     return task_export.export(adapter, labels, calibration, config, log)
 
 
