@@ -1,7 +1,13 @@
 import dataclasses
+import json
 import os
+import subprocess
+import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# As the entry scripts: tf.keras is tf_keras, and Keras 3 is not imported (subprocesses inherit).
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -48,3 +54,25 @@ def random_images():
         return np.random.RandomState(seed).uniform(low, high, (n,) + tuple(shape)).astype(
             np.float32)
     return make
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cases(script, cases, timeout=900):
+    """Each flag list of `cases` through `script`'s main() (train.py, export_tflite.py, ...),
+    in order, in one process (tests/script_cases.py): [{"args", "code", "stdout", "stderr"}].
+    One TensorFlow start-up for all of them instead of one each."""
+    fd, results = tempfile.mkstemp(suffix=".json")
+    os.close(fd)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
+    env.pop("TF_CONFIG", None)
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "script_cases.py"),
+                           script, results], input=json.dumps(cases), capture_output=True,
+                          text=True, env=env, timeout=timeout)
+    try:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        with open(results) as f:
+            return json.load(f)
+    finally:
+        os.remove(results)

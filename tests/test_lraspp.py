@@ -18,6 +18,8 @@ from mobilenet_v3.modeling.heads.lraspp import (SegHeadConfig, SegmenterConfig,
 from mobilenet_v3.segmentation import data as data_lib
 from mobilenet_v3.segmentation.task import confusion_matrix, iou_from_confusion, mean_iou
 
+from conftest import run_cases
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Paper Table 7 (PAPER.md): params (M), MAdds (B), 19 classes. Counted at DeepLab's Cityscapes
@@ -243,18 +245,16 @@ def test_tfds_cityscapes_on_mock_data():
 def test_train_export_and_refusals(tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     model_dir = tmp_path / "run"
-    common = [sys.executable, os.path.join(ROOT, "train.py"), "--task=segmentation",
-              "--model=small", "--alpha=0.35", "--reduced_tail", "--resolution=64",
-              "--num_classes=3", f"--model_dir={model_dir}"]
-    refused = subprocess.run(common + ["--init_weights=x.tflite"], env=env,
-                             capture_output=True, text=True)
-    assert refused.returncode == 1 and "from scratch" in refused.stderr
-    run = subprocess.run(common + ["--synthetic_train_examples=64", "--synthetic_eval_examples=8",
-                                   "--batch_size=8", "--train_steps=2", "--log_every_steps=1",
-                                   "--base_learning_rate=0.5", "--base_batch_size=4096"],
-                         env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode == 0, run.stderr[-2000:]
-    assert "mIoU" in run.stdout
+    common = ["--task=segmentation", "--model=small", "--alpha=0.35", "--reduced_tail",
+              "--resolution=64", "--num_classes=3", f"--model_dir={model_dir}"]
+    refused, run = run_cases("train.py", [
+        common + ["--init_weights=x.tflite"],
+        common + ["--synthetic_train_examples=64", "--synthetic_eval_examples=8",
+                  "--batch_size=8", "--train_steps=2", "--log_every_steps=1",
+                  "--base_learning_rate=0.5", "--base_batch_size=4096"]])
+    assert refused["code"] == 1 and "from scratch" in refused["stderr"]
+    assert run["code"] == 0, run["stderr"][-2000:]
+    assert "mIoU" in run["stdout"]
     out = tmp_path / "tflite"
     export = subprocess.run([sys.executable, os.path.join(ROOT, "export_tflite.py"),
                              f"--model={model_dir}", f"--output_dir={out}",

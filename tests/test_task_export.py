@@ -19,6 +19,8 @@ from mobilenet_v3.export.exporter import ExportError, Int8AgreementError
 from mobilenet_v3.modeling.heads.ssdlite import DetectorConfig, build_ssdlite
 from mobilenet_v3.tasks import detection
 
+from conftest import run_cases
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(ROOT, "..", "shared")
 MLMODEL = os.path.join(SHARED, "models", "ssdlite_mobilenet_v3_small_coco",
@@ -249,19 +251,18 @@ def test_detector_run_exports_and_evaluates_through_the_entry_scripts(tmp_path):
                      f"--model_dir={run_dir}")
     assert trained.returncode == 0, trained.stderr[-2000:]
     out = tmp_path / "tflite"
-    exported = script("export_tflite.py", f"--model={run_dir}", f"--output_dir={out}",
-                      "--calibration_images=4", "--check_images=3", "--min_int8_agreement=0",
-                      "--max_float_blocks=0")
-    assert exported.returncode == 0, exported.stderr[-2000:]
-    assert "float32: wrote" in exported.stdout and "int8: wrote" in exported.stdout
+    exported, refused = run_cases("export_tflite.py", [
+        [f"--model={run_dir}", f"--output_dir={out}", "--calibration_images=4",
+         "--check_images=3", "--min_int8_agreement=0", "--max_float_blocks=0"],
+        [f"--model={run_dir}", f"--output_dir={out}", "--formats=qat_int8"]])
+    assert exported["code"] == 0, exported["stderr"][-2000:]
+    assert "float32: wrote" in exported["stdout"] and "int8: wrote" in exported["stdout"]
     int8 = json.loads((out / "ssdlite_int8.json").read_text())
     assert int8["task"] == "detection" and int8["hard_swish_form"] == "folded"
     assert int8["calibration"]["images"] == 4 and "guard" in int8
     assert (out / "labels.txt").read_text().split() == ["car", "truck"]
-    refused = script("export_tflite.py", f"--model={run_dir}", f"--output_dir={out}",
-                     "--formats=qat_int8")
-    assert refused.returncode == 1 and \
-        "exports as float32, float16, dynamic, int8" in refused.stderr
+    assert refused["code"] == 1 and \
+        "exports as float32, float16, dynamic, int8" in refused["stderr"]
     report = tmp_path / "coco.json"
     scored = script("evaluate.py", f"--model={run_dir}", f"--model={out}/ssdlite_int8.tflite",
                     f"--model={out}/ssdlite_float32.tflite",
@@ -282,3 +283,38 @@ def test_detector_run_exports_and_evaluates_through_the_entry_scripts(tmp_path):
             output_dir=str(tmp_path / "b"), calibration_images=4, check_images=3),
             log=lambda s: None)
     assert (out / "ssdlite_int8.tflite").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_every_task_reports_with_one_schema(tmp_path):
+    """A classifier's and a detector's int8 reports: the same keys, the guard alike; only the
+    task's own facts (the classifier's h-swish check) and agreement metrics differ."""
+    from mobilenet_v3 import ModelConfig, export
+    from mobilenet_v3.data import pipeline
+    from mobilenet_v3.training.run_dir import TrainedModel
+    from conftest import calibrated_model
+    config = ModelConfig.from_flat(name="small", alpha=0.35, input_shape=(32, 32, 3),
+                                   classes=4)
+    trained = TrainedModel(calibrated_model(config), config, [f"c{i}" for i in range(4)],
+                           pipeline.DataConfig(image_size=32, num_classes=4,
+                                               synthetic_train_examples=64,
+                                               synthetic_eval_examples=16))
+    classifier = export.export(trained, export.ExportConfig(
+        output_dir=str(tmp_path / "c"), formats=("int8",), calibration_images=16,
+        check_images=16, min_int8_agreement=0.0), log=lambda s: None)["int8"]
+    model, det, images = _tiny_detector()
+    detector = detection.export_model(model, det, ["a", "b"], images, images[:4],
+                                      task_export.TaskExportConfig(
+                                          output_dir=str(tmp_path / "d"), formats=("int8",),
+                                          min_agreement=0.0, max_float_blocks=0),
+                                      log=lambda s: None)["int8"]
+    assert set(classifier) - {"hard_swish"} == set(detector)
+    assert set(classifier["guard"]) == set(detector["guard"]) == {
+        "metric", "min", "value", "compared_with", "images", "verdict"}
+    assert (classifier["guard"]["metric"], detector["guard"]["metric"]) == (
+        "top1_agreement", "recall")
+    for report in (classifier, detector):
+        assert report["guard"]["value"] == report["agreement"][report["guard"]["metric"]]
+        assert report["agreement"]["reference"] == "the float Keras model"
+        assert report["calibration"]["method"] == "exact" and report["written"]
+    assert (classifier["task"], detector["task"]) == ("classification", "detection")

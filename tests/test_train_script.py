@@ -14,6 +14,8 @@ import pytest
 import tensorflow as tf
 import tf_keras
 
+from conftest import run_cases
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = os.path.join(ROOT, "train.py")
 TINY = ["--model=small", "--alpha=0.35", "--resolution=32", "--dataset=synthetic",
@@ -73,11 +75,6 @@ def test_sigkill_then_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_p
              "--checkpoint_every_steps=5", "--deterministic",
              "--keep_checkpoints=2", "--freeze_backbone_epochs=3",
              f"--init_weights={_pretrained_folder(tmp_path / 'pretrained')}"]
-    straight = _train(f"--model_dir={tmp_path / 'straight'}", *steps)
-    assert straight.returncode == 0, straight.stderr[-3000:]
-    assert "initialized from" in straight.stdout and \
-        "step 48: backbone unfrozen" in straight.stdout
-
     killed_dir = tmp_path / "killed"
     proc = _start(killed_dir, *steps)
     _wait_for_checkpoint(proc, str(killed_dir))
@@ -87,11 +84,17 @@ def test_sigkill_then_resume_ends_with_the_weights_of_an_uninterrupted_run(tmp_p
     saved = _checkpoint_steps(str(killed_dir))
     assert saved and max(saved) < 48 and not (killed_dir / "final").exists()
 
-    resumed = _train(f"--model_dir={killed_dir}", *steps)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert f"resumed at step {max(saved)}" in resumed.stdout
-    assert "initialized from" not in resumed.stdout
-    assert "step 48: backbone unfrozen" in resumed.stdout
+    # The uninterrupted run and the resume, one after the other in one process.
+    straight, resumed = run_cases("train.py", [
+        TINY + [f"--model_dir={tmp_path / 'straight'}", *steps],
+        TINY + [f"--model_dir={killed_dir}", *steps]])
+    assert straight["code"] == 0, straight["stderr"][-3000:]
+    assert "initialized from" in straight["stdout"] and \
+        "step 48: backbone unfrozen" in straight["stdout"]
+    assert resumed["code"] == 0, resumed["stderr"][-3000:]
+    assert f"resumed at step {max(saved)}" in resumed["stdout"]
+    assert "initialized from" not in resumed["stdout"]
+    assert "step 48: backbone unfrozen" in resumed["stdout"]
     assert len(_checkpoint_steps(str(killed_dir))) == 2          # keeps the last K
     for a, b in zip(_final_weights(tmp_path / "straight"), _final_weights(killed_dir)):
         np.testing.assert_array_equal(a, b)
@@ -245,16 +248,20 @@ def test_bad_flags_fail_clearly(tmp_path):
              ([f"--init_weights={pretrained}", "--model=large", "--minimalistic"],
               "--model: the file has small, the run large; --minimalistic: the file has False, "
               "the run True"),
-             (["--bogus_flag=1"], "Unknown command line flag"),
              (["--task=detect"], "--task must be one of classification, detection"),
              (["--dataset=image_folder"], "image_folder"),
              (["--dataset=image_folder", f"--image_folder={tmp_path / 'missing'}"],
               "image folder not found")]
-    for args, message in cases:
-        proc = _train(f"--model_dir={tmp_path / 'run'}", *args, timeout=300)
-        assert proc.returncode == 1, (args, proc.stderr[-2000:])
-        assert message in proc.stderr, (args, proc.stderr[-2000:])
-        assert "Traceback" not in proc.stderr, (args, proc.stderr[-2000:])
+    results = run_cases("train.py", [TINY + [f"--model_dir={tmp_path / 'run'}", *args]
+                                     for args, _ in cases])
+    for (args, message), result in zip(cases, results):
+        assert result["code"] == 1, (args, result["stderr"][-2000:])
+        assert message in result["stderr"], (args, result["stderr"][-2000:])
+        assert "Traceback" not in result["stderr"], (args, result["stderr"][-2000:])
+    # absl's own parsing, in a real process: fails before TensorFlow is imported.
+    proc = _train(f"--model_dir={tmp_path / 'run'}", "--bogus_flag=1", timeout=300)
+    assert proc.returncode == 1 and "Unknown command line flag" in proc.stderr
+    assert "Traceback" not in proc.stderr
     assert not (tmp_path / "run" / "checkpoints").exists()
 
 
@@ -282,12 +289,15 @@ def test_unwritable_model_dirs_fail_clearly(tmp_path, small_mount):
     cases = [(tmp_path / "a_file", "is a file, not a folder"),
              (small_mount["readonly"] / "run", "cannot write to --model_dir"),
              (small_mount["full"] / "run", "could not read or write")]
-    for model_dir, message in cases:
-        proc = _train(f"--model_dir={model_dir}", "--train_steps=2", "--log_every_steps=1",
-                      "--checkpoint_every_steps=1", timeout=300)
-        assert proc.returncode == 1, (model_dir, proc.stderr[-2000:])
-        assert message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-    assert "checkpoints" in proc.stderr and "rerun" in proc.stderr   # the full disk's advice
+    results = run_cases("train.py", [
+        TINY + [f"--model_dir={model_dir}", "--train_steps=2", "--log_every_steps=1",
+                "--checkpoint_every_steps=1"] for model_dir, _ in cases])
+    for (model_dir, message), result in zip(cases, results):
+        assert result["code"] == 1, (model_dir, result["stderr"][-2000:])
+        assert message in result["stderr"] and "Traceback" not in result["stderr"], \
+            result["stderr"][-2000:]
+    full = results[-1]["stderr"]
+    assert "checkpoints" in full and "rerun" in full                 # the full disk's advice
 
 
 @pytest.mark.slow
@@ -301,25 +311,28 @@ def test_resume_refuses_changed_settings_falls_back_from_a_damaged_checkpoint_an
     (run / "checkpoints" / "ckpt-8_temp").mkdir()
     data = run / "checkpoints" / "ckpt-8.data-00000-of-00001"
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])   # truncated
-    before = (run / "train_config.json").read_text()
 
-    changed = _train(f"--model_dir={run}", "--train_steps=12", "--checkpoint_every_steps=4",
-                     "--batch_size=32", "--seed=3")
-    assert changed.returncode == 1 and "Traceback" not in changed.stderr
-    assert "--batch_size: 16 then, 32 now" in changed.stderr, changed.stderr[-2000:]
-    assert "--seed: 0 then, 3 now" in changed.stderr
-    assert (run / "train_config.json").read_text() == before
-
-    resumed = _train(f"--model_dir={run}", "--train_steps=12", "--checkpoint_every_steps=4")
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "ckpt-8 is damaged" in resumed.stderr and "resumed at step 4" in resumed.stdout
-    assert "step 12/12" in resumed.stdout
+    # The three reruns in one process (one TensorFlow start-up), as three commands would be.
+    args = TINY + [f"--model_dir={run}"]
+    changed, resumed, allowed = run_cases("train.py", [
+        args + ["--train_steps=12", "--checkpoint_every_steps=4", "--batch_size=32",
+                "--seed=3"],
+        args + ["--train_steps=12", "--checkpoint_every_steps=4"],
+        args + ["--train_steps=14", "--checkpoint_every_steps=2", "--base_learning_rate=0.1",
+                "--allow_changed_settings"]])
+    assert changed["code"] == 1 and "Traceback" not in changed["stderr"]
+    assert "--batch_size: 16 then, 32 now" in changed["stderr"], changed["stderr"][-2000:]
+    assert "--seed: 0 then, 3 now" in changed["stderr"]
+    # (a refused run that had rewritten train_config.json would make the next one refused)
+    assert resumed["code"] == 0, resumed["stderr"][-2000:]
+    assert "ckpt-8 is damaged" in resumed["stderr"] and "resumed at step 4" in resumed["stdout"]
+    assert "step 12/12" in resumed["stdout"]
     assert not (run / "final.tmp-99999").exists()
     assert not (run / "checkpoints" / "ckpt-8_temp").exists()
 
-    allowed = _train(f"--model_dir={run}", "--train_steps=14", "--checkpoint_every_steps=2",
-                     "--base_learning_rate=0.1", "--allow_changed_settings")
-    assert allowed.returncode == 0, allowed.stderr[-2000:]
+    assert allowed["code"] == 0, allowed["stderr"][-2000:]
     kept = [f for f in os.listdir(run) if f.startswith("train_config.") and f != "train_config.json"]
     assert len(kept) == 1 and json.loads((run / kept[0]).read_text())["schedule"][
         "base_learning_rate"] == 0.4
+    assert json.loads((run / "train_config.json").read_text())["schedule"][
+        "base_learning_rate"] == 0.1
