@@ -25,7 +25,8 @@ import data_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 # Flags the task specs read besides the data flags (tasks.TrainingSpec, tasks/*.py).
-TASK_FLAGS = ("reduced_tail", "output_stride", "seg_head", "seg_filters")
+TASK_FLAGS = ("reduced_tail", "output_stride", "seg_head", "seg_filters", "seg_gate",
+              "seg_align_corners", "seg_pool_crop", "seg_pool_stride", "seg_global_pool")
 
 # Model
 # A string checked against the task registry in main(): importing the registry here would
@@ -41,6 +42,17 @@ flags.DEFINE_enum("seg_head", "lraspp", ["lraspp", "raspp"],
                   "Segmentation head: LR-ASPP (paper Fig. 10) or R-ASPP (MobileNetV2's).")
 flags.DEFINE_integer("seg_filters", None, "Segmentation head width (default: 128 for lraspp, "
                      "256 for raspp).")
+flags.DEFINE_enum("seg_gate", "hard_sigmoid", ["hard_sigmoid", "sigmoid"], "LR-ASPP gate: "
+                  "DeepLab's hard sigmoid (image_se_uses_qsigmoid) or torchvision's sigmoid.")
+flags.DEFINE_bool("seg_align_corners", True, "Segmentation bilinear resizes with "
+                  "align_corners=True (DeepLab's); false: half-pixel centres (torchvision's).")
+flags.DEFINE_list("seg_pool_crop", ["769", "769"], "LR-ASPP gate pool: DeepLab's "
+                  "image_pooling_crop_size H,W (kernel (crop - 1) // output_stride + 1, "
+                  "clipped to the map).")
+flags.DEFINE_list("seg_pool_stride", ["4", "5"], "LR-ASPP gate pool stride in feature cells "
+                  "(DeepLab's image_pooling_stride).")
+flags.DEFINE_bool("seg_global_pool", False, "LR-ASPP gate pools the whole map (torchvision's "
+                  "LRASPP) instead of DeepLab's window.")
 flags.DEFINE_enum("output_stride", "16", ["8", "16", "32"],
                   "Segmentation: backbone output stride (16: last stage atrous, the paper's).")
 flags.DEFINE_float("alpha", 1.0, "Width multiplier.")

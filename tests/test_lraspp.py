@@ -1,5 +1,6 @@
 """LR-ASPP segmentation (issue 14): specs, cost model vs Table 7, head, data, metric, export."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -62,13 +63,56 @@ def test_new_backbone_fields_stay_out_of_old_records():
         ModelConfig.from_flat(rf2=True, reduced_tail=True).validate()
 
 
-def test_pool_geometry_is_the_papers_at_1024x2048_and_scales():
-    seg = SegHeadConfig()
+def test_pool_geometry_is_deeplabs_by_default_torchvisions_or_the_legacy_scaled_one():
+    seg = SegHeadConfig()            # image_pooling_crop_size 769,769, stride 4,5
     assert pool_geometry(1024, 2048, 16, seg) == ((49, 49), (4, 5))
-    assert pool_geometry(512, 1024, 16, seg) == ((24, 24), (2, 3))
-    assert pool_geometry(64, 64, 16, seg) == ((3, 3), (1, 1))
+    assert pool_geometry(769, 769, 16, seg) == ((49, 49), (4, 5))       # a global pool
+    assert pool_geometry(512, 1024, 16, seg) == ((32, 49), (4, 5))      # clipped to the map
+    assert pool_geometry(1025, 2049, 32, seg) == ((25, 25), (4, 5))
+    assert pool_geometry(512, 1024, 16, dataclasses.replace(seg, global_pool=True)) == (
+        (32, 64), (1, 1))
+    legacy = dataclasses.replace(seg, pool_crop=None, pool_stride=None)   # scaled with input
+    assert pool_geometry(1024, 2048, 16, legacy) == ((49, 49), (4, 5))
+    assert pool_geometry(512, 1024, 16, legacy) == ((24, 24), (2, 3))
+    assert pool_geometry(64, 64, 16, legacy) == ((3, 3), (1, 1))
     assert low_level_block(ModelConfig.from_flat(name="large", output_stride=16)) == 6
     assert low_level_block(ModelConfig.from_flat(name="small", output_stride=16)) == 3
+
+
+def test_head_settings_are_recorded_and_old_records_keep_the_head_they_trained(tmp_path):
+    import tf_keras
+    from mobilenet_v3.modeling.layers import AlignedResize
+    ramp = np.array([0.0, 3.0], np.float32).reshape(1, 1, 2, 1)
+    aligned = AlignedResize(1, 4)(ramp).numpy().ravel()
+    np.testing.assert_allclose(aligned, [0, 1, 2, 3], atol=1e-6)          # corners aligned
+    half_pixel = tf_keras.layers.Resizing(1, 4)(ramp).numpy().ravel()
+    np.testing.assert_allclose(half_pixel, [0, 0.75, 2.25, 3], atol=1e-6)
+
+    config = SegmenterConfig.create(classes=3, name="small", alpha=0.35,
+                                    input_shape=(64, 128, 3), include_preprocessing=False)
+    flat = config.to_flat()
+    assert (flat["seg_gate"], flat["seg_align_corners"], flat["seg_pool_crop"],
+            flat["seg_pool_stride"], flat["seg_global_pool"]) == (
+        "hard_sigmoid", True, [769, 769], [4, 5], False)
+    assert SegmenterConfig.from_flat(json.loads(json.dumps(flat))) == config
+    old = {k: v for k, v in flat.items()
+           if k not in ("seg_gate", "seg_align_corners", "seg_pool_crop", "seg_global_pool")}
+    old["seg_pool_stride"] = None
+    legacy = SegmenterConfig.from_flat(old).seg
+    assert (legacy.gate, legacy.align_corners, legacy.pool_crop, legacy.pool_stride) == (
+        "sigmoid", False, None, None)
+    model = build_segmenter(config)
+    layers = {layer.name: type(layer).__name__ for layer in model.layers}
+    assert "seg_pool_gate_relu6" in layers and "seg_pool_sigmoid" not in layers
+    assert layers["seg_aspp_resize"] == layers["seg_upsample"] == "AlignedResize"
+    before = build_segmenter(SegmenterConfig.from_flat(old))
+    kinds = {type(layer).__name__ for layer in before.layers}
+    assert "AlignedResize" not in kinds and "seg_pool_sigmoid" in [x.name for x in before.layers]
+    # the new layer saves and loads with the model
+    images = np.random.RandomState(0).uniform(-1, 1, (1, 64, 128, 3)).astype(np.float32)
+    model.save(tmp_path / "m.keras")
+    again = tf_keras.models.load_model(tmp_path / "m.keras")
+    np.testing.assert_allclose(again(images).numpy(), model(images).numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("name,rf2,head,params_m,madds_b", [

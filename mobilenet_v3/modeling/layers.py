@@ -11,6 +11,7 @@ h-swish and h-sigmoid are written as chains of tiny layers (add 3 -> ReLU6 -> sc
 
 from typing import Callable, Optional
 
+import tensorflow as tf
 import tf_keras
 from tf_keras import layers
 
@@ -48,6 +49,24 @@ class Scale(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}
+
+
+@tf_keras.saving.register_keras_serializable(package=_PACKAGE)
+class AlignedResize(layers.Layer):
+    """Bilinear resize to a fixed size with align_corners=True: the corner pixels of input and
+    output coincide (TF1's resize_bilinear, which DeepLab uses for every resize). Keras's
+    Resizing uses half-pixel centres, a different function at every size but 1x1."""
+
+    def __init__(self, height: int, width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.height, self.width = int(height), int(width)
+
+    def call(self, inputs):
+        return tf.raw_ops.ResizeBilinear(images=inputs, size=(self.height, self.width),
+                                         align_corners=True, half_pixel_centers=False)
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width}
 
 
 def hard_sigmoid(x, name: str):

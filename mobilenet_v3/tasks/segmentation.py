@@ -65,11 +65,29 @@ def check_training(config) -> None:
                          "from random weights)")
 
 
-def make_task(config, options):
+def _pair(values, name: str) -> Tuple[int, int]:
+    try:
+        pair = tuple(int(v) for v in values)
+    except (TypeError, ValueError):
+        pair = ()
+    if len(pair) != 2 or min(pair) < 1:
+        raise ValueError(f"--{name} must be two integers >= 1 (H,W), got {values!r}")
+    return pair
+
+
+def head_config(options):
+    """The SegHeadConfig of the seg_* options (train.py's flags; DeepLab's defaults)."""
     from mobilenet_v3.modeling.heads.lraspp import SegHeadConfig
+    return SegHeadConfig(head=options["seg_head"], filters=options["seg_filters"],
+                         gate=options["seg_gate"], align_corners=options["seg_align_corners"],
+                         pool_crop=_pair(options["seg_pool_crop"], "seg_pool_crop"),
+                         pool_stride=_pair(options["seg_pool_stride"], "seg_pool_stride"),
+                         global_pool=options["seg_global_pool"])
+
+
+def make_task(config, options):
     from mobilenet_v3.segmentation.task import SegmentationTask
-    return SegmentationTask(config, SegHeadConfig(head=options["seg_head"],
-                                                  filters=options["seg_filters"]))
+    return SegmentationTask(config, head_config(options))
 
 
 def final_metrics(result) -> str:

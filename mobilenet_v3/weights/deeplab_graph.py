@@ -21,11 +21,10 @@ maps it to [-1, 1] as x / 127.5 - 1 (pads become 0), runs the network at 513x102
 resize sizes are constants), takes the argmax of the 513x1025 logits and crops it to h x w.
 `pad_like_deeplab` builds the same canvas for our model.
 
-Head of the original vs ours (`deeplab_small_config` is the closest setting; the head is
-not changed here): same weights, same pool window (13x25, stride (4, 5) at 513x1025), same
-tap (bneck3's depthwise output), same sum merge, output stride 32, RF2; but the original's
-gate is a hard sigmoid relu6(x + 3) * 0.16667 where ours is a sigmoid, and its three bilinear
-resizes use align_corners=True where ours use half-pixel centres.
+Head of the original and ours (`deeplab_small_config`): the same function. Same weights,
+same pool window (13x25, stride (4, 5) at 513x1025), same tap (bneck3's depthwise output),
+same sum merge, output stride 32, RF2, the hard-sigmoid gate relu6(x + 3) * 0.16667
+(DeepLab's qsigmoid) and align_corners=True in its three bilinear resizes.
 """
 
 import re
@@ -187,8 +186,7 @@ def deeplab_small_config(height: int = GRAPH_SIZE[0], width: int = GRAPH_SIZE[1]
     sizes the window keeps covering 385/513 x 769/1025 of the image (DeepLab's
     scale_dimension) and the stride scales with the input. include_preprocessing: uint8-range
     input ([0, 255] -> [-1, 1] as x / 127.5 - 1, the graph's own mapping); False: [-1, 1].
-    Not the original's (the head is not changed here): sigmoid gate (original: hard sigmoid),
-    half-pixel bilinear resizes (original: align_corners=True).
+    The gate is the hard sigmoid and every resize aligns corners, as the original's.
     """
     model = ModelConfig.from_flat(
         name="small", alpha=1.0, rf2=True, output_stride=OUTPUT_STRIDE, include_top=False,
@@ -198,8 +196,9 @@ def deeplab_small_config(height: int = GRAPH_SIZE[0], width: int = GRAPH_SIZE[1]
                    for crop, size, ref in zip(POOL_CROP, (height, width), GRAPH_SIZE))
     stride = tuple(max(1, int(s * size / ref + 0.5))
                    for s, size, ref in zip(POOL_STRIDE, (height, width), GRAPH_SIZE))
-    seg = SegHeadConfig(head="lraspp", classes=CLASSES, filters=128, pool_kernel=kernel,
-                        pool_stride=stride)
+    seg = SegHeadConfig(head="lraspp", classes=CLASSES, filters=128, pool_crop=POOL_CROP,
+                        pool_kernel=kernel, pool_stride=stride, gate="hard_sigmoid",
+                        align_corners=True)
     config = SegmenterConfig(model, seg)
     config.validate()
     return config

@@ -5,11 +5,14 @@ atrous (`output_stride=16`, DeepLab's rule in specs.atrous) and optionally halve
 (`rf2`, specs.reduced_last_stage), ending at the last 1x1 conv (960 / 576, or 480 / 288).
 
 LR-ASPP (DeepLab `--aspp_with_squeeze_and_excitation=1 --aspp_convs_filters=128
---aspp_with_concat_projection=0 --image_pooling_crop_size=769,769 --image_pooling_stride=4,5
---decoder_output_stride=8 --decoder_use_sum_merge=1 --decoder_output_is_logits=1`):
+--aspp_with_concat_projection=0 --image_se_uses_qsigmoid=1 --image_pooling_crop_size=769,769
+--image_pooling_stride=4,5 --decoder_output_stride=8 --decoder_use_sum_merge=1
+--decoder_output_is_logits=1`, the flags of DeepLab's MobileNetV3 Cityscapes models):
   branch 1: 1x1 conv (128) + BN + ReLU on the last feature map (output stride 16);
-  branch 2: average pool (49x49, stride (4, 5) at 1024x2048, i.e. 769/16 of the input, scaled
-            with it) + 1x1 conv (128, bias, no BN) + sigmoid, bilinearly resized to branch 1's
+  branch 2: average pool (DeepLab: kernel scale_dimension(769, 1/16) = 49 per dimension,
+            stride (4, 5) cells, clipped to the map: a global pool on 769x769 training crops;
+            torchvision: always global) + 1x1 conv (128, bias, no BN) + hard sigmoid
+            (DeepLab's qsigmoid; torchvision: sigmoid), bilinearly resized to branch 1's
             size and multiplied into it (SE-like);
   then bilinear upsampling to output stride 8, a 1x1 conv to classes, plus a 1x1 conv to
   classes on the low-level feature (the depthwise output of the last bottleneck at output
@@ -18,6 +21,11 @@ LR-ASPP (DeepLab `--aspp_with_squeeze_and_excitation=1 --aspp_convs_filters=128
 R-ASPP (MobileNetV2 paper 6.3, the baseline of Table 7): branch 1: 1x1 conv (256) + BN +
   ReLU; branch 2: global average pooling + 1x1 conv (256) + BN + ReLU, broadcast; concatenated,
   projected by a 1x1 conv (256) + BN + ReLU, dropout 0.1, a 1x1 conv to classes, upsampled.
+
+Every bilinear resize uses align_corners=True, as DeepLab's (torchvision: half-pixel centres,
+`align_corners=False`). The defaults are DeepLab's; records written before these settings
+existed load with what they were trained with (sigmoid gate, half-pixel resizes, the pool
+scaled with the input: `LEGACY_HEAD`).
 
 The model maps an image to per-pixel class logits [B, H, W, classes] (no softmax).
 """
@@ -29,12 +37,14 @@ import tf_keras
 from tf_keras import layers
 
 from mobilenet_v3.modeling import naming
+from mobilenet_v3.modeling.layers import AlignedResize, hard_sigmoid
 from mobilenet_v3.modeling.backbone import (batch_norm_factory, build_backbone,
                                             kernel_regularizer)
 from mobilenet_v3.modeling.builders import model_inputs
 from mobilenet_v3.modeling.config import ModelConfig
 
 HEAD_TYPES = ("lraspp", "raspp")
+GATES = ("hard_sigmoid", "sigmoid")
 IGNORE_LABEL = 255
 PREFIX = "seg_"
 # DeepLab's Cityscapes setting: image_pooling_crop_size 769 at 1025x2049 inputs, stride (4, 5)
@@ -43,6 +53,8 @@ PREFIX = "seg_"
 REFERENCE_SIZE = (1024, 2048)
 REFERENCE_POOL_CROP = 769
 REFERENCE_POOL_STRIDE = (4, 5)
+# What a model_config.json without the gate / align_corners / pool_crop keys was built with.
+LEGACY_HEAD = {"gate": "sigmoid", "align_corners": False, "pool_crop": None}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +64,16 @@ class SegHeadConfig:
     head: str = "lraspp"                  # 'lraspp' (paper) or 'raspp' (MobileNetV2 baseline)
     classes: int = 19
     filters: Optional[int] = None         # None: 128 for lraspp, 256 for raspp (Table 7)
-    pool_kernel: Optional[Tuple[int, int]] = None   # lraspp; None: the paper's, scaled
-    pool_stride: Optional[Tuple[int, int]] = None
+    # lraspp's gate pool: DeepLab's image_pooling_crop_size (kernel per dimension
+    # (crop - 1) // output_stride + 1) and image_pooling_stride; or an explicit kernel; or
+    # a global pool (torchvision's); pool_crop None and no kernel: 769/1024 of the input and
+    # the stride scaled with it (LEGACY_HEAD)
+    pool_crop: Optional[Tuple[int, int]] = (REFERENCE_POOL_CROP, REFERENCE_POOL_CROP)
+    pool_kernel: Optional[Tuple[int, int]] = None
+    pool_stride: Optional[Tuple[int, int]] = REFERENCE_POOL_STRIDE   # None: scaled
+    global_pool: bool = False
+    gate: str = "hard_sigmoid"            # DeepLab's qsigmoid; 'sigmoid' (torchvision)
+    align_corners: bool = True            # DeepLab's resizes; False: half-pixel (torchvision)
     dropout_rate: float = 0.1             # raspp (DeepLab's concat-projection dropout)
 
     @property
@@ -69,7 +89,9 @@ class SegHeadConfig:
                              f"{IGNORE_LABEL} is the ignore label), got {self.classes!r}")
         if self.filters is not None and self.filters < 1:
             raise ValueError(f"filters must be >= 1, got {self.filters!r}")
-        for name in ("pool_kernel", "pool_stride"):
+        if self.gate not in GATES:
+            raise ValueError(f"gate must be one of {GATES}, got {self.gate!r}")
+        for name in ("pool_crop", "pool_kernel", "pool_stride"):
             value = getattr(self, name)
             if value is not None and (len(value) != 2 or min(value) < 1):
                 raise ValueError(f"{name} must be two integers >= 1, got {value!r}")
@@ -115,6 +137,8 @@ class SegmenterConfig:
             raise ValueError(f"not a segmentation record (head_type {flat.get('head_type')!r})")
         seg = {f.name: flat[f"seg_{f.name}"] for f in dataclasses.fields(SegHeadConfig)
                if f"seg_{f.name}" in flat}
+        if "seg_gate" not in flat:           # written before the gate was a setting
+            seg = dict(LEGACY_HEAD, **seg)
         seg = {k: tuple(v) if isinstance(v, list) else v for k, v in seg.items()}
         return cls(ModelConfig.from_record(flat), SegHeadConfig(head=flat["head_type"], **seg))
 
@@ -140,13 +164,17 @@ def feature_size(height: int, width: int, stride: int) -> Tuple[int, int]:
 def pool_geometry(height: int, width: int, output_stride: int, seg: SegHeadConfig):
     """(kernel, stride) of LR-ASPP's average pool on the output-stride map of an HxW input.
 
-    Default: DeepLab's scale_dimension(769, 1/16) = 49 (square) with stride (4, 5) at
-    1024x2048, scaled with the input; the kernel is clipped to the map (then it is a global
-    pool when it covers the whole map).
+    Default: DeepLab's, kernel scale_dimension(769, 1/output_stride) per dimension (49 at
+    output stride 16) moving (4, 5) cells; the kernel is clipped to the map (then it is a
+    global pool when it covers the whole map). global_pool: the whole map (torchvision).
     """
     fh, fw = feature_size(height, width, output_stride)
+    if seg.global_pool:
+        return (fh, fw), (1, 1)
     if seg.pool_kernel is not None:
         kh, kw = seg.pool_kernel
+    elif seg.pool_crop is not None:
+        kh, kw = ((c - 1) // output_stride + 1 for c in seg.pool_crop)
     else:
         crop = REFERENCE_POOL_CROP * height / REFERENCE_SIZE[0]
         kh = kw = max(1, int((crop - 1) / output_stride + 1))
@@ -200,6 +228,8 @@ def build_segmenter(config: SegmenterConfig, pool_as_depthwise: bool = False) ->
     def resize(t, size, name):
         if tuple(t.shape[1:3]) == tuple(size):
             return t
+        if seg.align_corners:
+            return AlignedResize(size[0], size[1], name=PREFIX + name)(t)
         return layers.Resizing(size[0], size[1], interpolation="bilinear",
                                name=PREFIX + name)(t)
 
@@ -218,7 +248,8 @@ def build_segmenter(config: SegmenterConfig, pool_as_depthwise: bool = False) ->
             gate = layers.AveragePooling2D((kh, kw), (sh, sw), padding="valid",
                                            name=PREFIX + "pool")(features)
         gate = conv(gate, filters, "pool_conv", bias=True)
-        gate = layers.Activation("sigmoid", name=PREFIX + "pool_sigmoid")(gate)
+        gate = hard_sigmoid(gate, PREFIX + "pool_gate") if seg.gate == "hard_sigmoid" else \
+            layers.Activation("sigmoid", name=PREFIX + "pool_sigmoid")(gate)
         if gate.shape[1] != 1 or gate.shape[2] != 1:
             gate = resize(gate, (fh, fw), "pool_resize")
         x = layers.Multiply(name=PREFIX + "aspp_mul")([branch, gate])
