@@ -12,7 +12,6 @@ non-background = the same over the pixels the original does not call background.
 """
 
 import glob
-import json
 import os
 import sys
 
@@ -44,22 +43,6 @@ def photo_files(count):
     return files[:count]
 
 
-def canvas(path, size):
-    """The photo centre-cropped to size's aspect and resized to fill it, uint8."""
-    import numpy as np
-    from PIL import Image
-    image = Image.open(path).convert("RGB")
-    h, w = size
-    iw, ih = image.size
-    if iw / ih > w / h:
-        nw = int(round(ih * w / h))
-        image = image.crop(((iw - nw) // 2, 0, (iw - nw) // 2 + nw, ih))
-    else:
-        nh = int(round(iw * h / w))
-        image = image.crop((0, (ih - nh) // 2, iw, (ih - nh) // 2 + nh))
-    return np.asarray(image.resize((w, h), Image.BILINEAR), np.uint8)
-
-
 def main(argv):
     del argv
     if not os.path.isfile(GRAPH):
@@ -72,7 +55,7 @@ def main(argv):
     from mobilenet_v3.weights import deeplab_graph
     files = photo_files(FLAGS.photos)
     size = deeplab_graph.GRAPH_SIZE
-    images = [canvas(f, size) for f in files]
+    images = [deeplab_graph.photo_canvas(f, size) for f in files]
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(deeplab_graph.read_graph_def(GRAPH), name="")

@@ -38,17 +38,7 @@ pytestmark = [
 
 def _canvas_photo(name):
     """The photo centre-cropped to 513:1025 and resized to 513x1025 (fills the canvas)."""
-    from PIL import Image
-    image = Image.open(os.path.join(PHOTOS, name)).convert("RGB")
-    h, w = deeplab_graph.GRAPH_SIZE
-    iw, ih = image.size
-    if iw / ih > w / h:
-        nw = int(round(ih * w / h))
-        image = image.crop(((iw - nw) // 2, 0, (iw - nw) // 2 + nw, ih))
-    else:
-        nh = int(round(iw * h / w))
-        image = image.crop((0, (ih - nh) // 2, iw, (ih - nh) // 2 + nh))
-    return np.asarray(image.resize((w, h), Image.BILINEAR), np.uint8)
+    return deeplab_graph.photo_canvas(os.path.join(PHOTOS, name))
 
 
 @pytest.fixture(scope="module")

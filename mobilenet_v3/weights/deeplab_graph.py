@@ -204,6 +204,22 @@ def deeplab_small_config(height: int = GRAPH_SIZE[0], width: int = GRAPH_SIZE[1]
     return config
 
 
+def photo_canvas(path: str, size: Tuple[int, int] = GRAPH_SIZE) -> np.ndarray:
+    """A photo centre-cropped to size's aspect and resized to fill it (uint8 [H, W, 3]): what
+    the comparisons with the original graph feed both models (it then needs no padding)."""
+    from PIL import Image
+    image = Image.open(path).convert("RGB")
+    h, w = size
+    iw, ih = image.size
+    if iw / ih > w / h:
+        nw = int(round(ih * w / h))
+        image = image.crop(((iw - nw) // 2, 0, (iw - nw) // 2 + nw, ih))
+    else:
+        nh = int(round(iw * h / w))
+        image = image.crop((0, (ih - nh) // 2, iw, (ih - nh) // 2 + nh))
+    return np.asarray(image.resize((w, h), Image.BILINEAR), np.uint8)
+
+
 def pad_like_deeplab(image: np.ndarray, size: Tuple[int, int] = GRAPH_SIZE) -> np.ndarray:
     """[h, w, 3] pixels (0..255) -> [H, W, 3] float32: the image at the top left of a canvas
     of the mean pixel 127.5, as DeepLab's exported graph pads ImageTensor (h <= H, w <= W)."""
