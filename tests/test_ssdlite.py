@@ -169,6 +169,7 @@ def test_tfds_coco_on_mock_data():
 @pytest.mark.slow
 def test_export_runs_in_litert_and_agrees_with_keras():
     from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from mobilenet_v3.analysis import tflite_inspect
     from mobilenet_v3.export import detection as exporter, report
     config = DetectorConfig.create(classes=3, name="small", alpha=0.35, reduced_tail=True,
                                    input_shape=(64, 64, 3), include_preprocessing=False)
@@ -181,6 +182,12 @@ def test_export_runs_in_litert_and_agrees_with_keras():
         tflite = exporter.convert(graph, config, fmt, lambda: iter(images))
         described = report.describe(tflite, fmt)
         assert described["op_histogram"][exporter.POSTPROCESS_OP] == 1
+        # outputs in TFLite's detection order: boxes, classes, scores, count (the op's own)
+        assert [o["shape"] for o in described["outputs"]] == [[1, 100, 4], [1, 100], [1, 100],
+                                                              [1]]
+        it = tflite_inspect.interpreter(tflite, xnnpack=False)
+        op = [o for o in it._get_ops_details() if o["op_name"] == exporter.POSTPROCESS_OP][0]
+        assert [d["index"] for d in it.get_output_details()] == list(op["outputs"])
         ours = exporter.run(tflite, images[:4])
         assert ours[0]["boxes"].shape == (100, 4) and ours[0]["count"] > 0
         score = 0.5 * float(np.median([r["scores"][0] for r in ours]))

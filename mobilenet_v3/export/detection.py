@@ -98,7 +98,7 @@ def _converter(model: tf_keras.Model, config: DetectorConfig):
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, "image")])
     def detect(image):
         box_encodings, scores = network(image)
-        return holder.postprocess(box_encodings, scores, tf.constant(module.anchors))[::-1]
+        return holder.postprocess(box_encodings, scores, tf.constant(module.anchors))
     holder.detect = detect
     # The converter legalises `implements` composites when it imports a SavedModel; this one
     # holds no variables, so writing it is quick. It is read at each convert().
@@ -125,7 +125,7 @@ def convert(model: tf_keras.Model, config: DetectorConfig, fmt: str = "float32",
     with _converter(model, config) as converter:
         if fmt != "float32":
             weight_only(converter, fmt)
-        return converter.convert()
+        return outputs_in_detection_order(converter.convert())
 
 
 def convert_int8(model: tf_keras.Model, config: DetectorConfig, images: Sequence[np.ndarray],
@@ -136,8 +136,28 @@ def convert_int8(model: tf_keras.Model, config: DetectorConfig, images: Sequence
     agreement is below `policy.target_agreement` (export/mixed_precision.py).
     Returns (file, {"calibration": ..., "mixed": ...})."""
     with _converter(model, config) as converter:
-        return mixed_precision.convert(converter, images, agreement or (lambda _: 1.0),
-                                       policy, io_dtype)
+        tflite, report = mixed_precision.convert(converter, images, agreement or (lambda _: 1.0),
+                                                 policy, io_dtype)
+    return outputs_in_detection_order(tflite), report
+
+
+def outputs_in_detection_order(tflite: bytes) -> bytes:
+    """The file with its outputs as the post-processing op gives them: boxes, classes, scores,
+    count (TFLite's detection convention: the OD API's TF1 files, and what MediaPipe and the
+    Task Library assume without metadata). The converter orders a SavedModel signature's
+    outputs its own way (here scores, boxes, count, classes); the signature keeps the names."""
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    graph = model.subgraphs[0]
+    ops = [op for op in graph.operators if model.operatorCodes[op.opcodeIndex].customCode
+           == POSTPROCESS_OP.encode()]
+    if len(ops) != 1:
+        raise ValueError(f"expected one {POSTPROCESS_OP} op, found {len(ops)}")
+    wanted = [int(i) for i in ops[0].outputs]
+    if sorted(wanted) != sorted(int(i) for i in graph.outputs):
+        raise ValueError(f"the file's outputs are not the {POSTPROCESS_OP} op's")
+    graph.outputs = np.array(wanted, np.int32)
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
 def run(tflite: bytes, images: np.ndarray, num_threads: int = 1) -> List[Dict[str, np.ndarray]]:
