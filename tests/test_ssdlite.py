@@ -131,6 +131,8 @@ def test_coco_json_folder_reads_boxes(tmp_path):
     ("{not json", "not valid JSON"),
     ({"annotations": [dict(GOOD["annotations"][0], bbox=[30, 3, 20, 15])]}, "outside image"),
     ({"annotations": [dict(GOOD["annotations"][0], category_id=3)]}, "unknown category_id 3"),
+    ({"annotations": []}, "no boxes"),
+    ({"annotations": [dict(GOOD["annotations"][0], iscrowd=1)]}, "only crowd regions"),
 ])
 def test_bad_annotations_are_named(tmp_path, change, message):
     annotations = change if isinstance(change, str) else {**GOOD, **change}

@@ -138,6 +138,9 @@ def read_annotations(root: str):
     ids = sorted(per_image)
     if not ids:
         raise AnnotationError(f"{path}: no images")
+    if not any(per_image.values()):
+        raise AnnotationError(f"{path}: no boxes (no annotation, or only crowd regions): "
+                              "nothing to train on or to score against")
     max_boxes = max(1, min(COCO_MAX_BOXES, max(len(v) for v in per_image.values())))
     boxes = np.zeros((len(ids), max_boxes, 4), np.float32)
     classes = np.zeros((len(ids), max_boxes), np.int32)
