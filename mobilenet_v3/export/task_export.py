@@ -113,7 +113,8 @@ def _settings(adapter: TaskAdapter, fmt: str, config: TaskExportConfig,
     digest = hashlib.sha256()
     for w in adapter.weights:
         digest.update(np.ascontiguousarray(w).tobytes())
-    if fmt == "int8" and calibration is not None:
+    # int8 is calibrated on them; qat_int8 starts its ranges from them and fine-tunes on their data
+    if (POLICIES[fmt].calibrated or POLICIES[fmt].qat) and calibration is not None:
         digest.update(np.ascontiguousarray(calibration).tobytes())
     fields = {k: v for k, v in dataclasses.asdict(config).items()
               if k not in ("output_dir", "formats", "basename", "overwrite")}
