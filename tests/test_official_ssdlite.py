@@ -90,7 +90,7 @@ def test_assign_refuses_a_tensor_without_place_or_of_another_shape(weights, dete
     name = "BoxPredictor_0/ClassPredictor/weights"
     with pytest.raises(ValueError, match=f"{name}.*\\(1, 1, 288, 182\\)"):
         official_ssdlite.assign_weights(model, {**weights, name: weights[name][..., :182]})
-    with pytest.raises(ValueError, match="first 'stem/kernel'"):
+    with pytest.raises(ValueError, match=r"stem\.kernel .* no tensor"):
         official_ssdlite.assign_weights(
             model, {k: v for k, v in weights.items() if not k.endswith("MobilenetV3/Conv/weights")})
     np.testing.assert_array_equal(model.get_layer("stem").kernel.numpy(), before)  # untouched

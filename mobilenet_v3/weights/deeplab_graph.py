@@ -32,7 +32,6 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
-import tf_keras
 
 from mobilenet_v3.modeling import naming
 from mobilenet_v3.modeling.config import ModelConfig
@@ -233,65 +232,16 @@ def pad_like_deeplab(image: np.ndarray, size: Tuple[int, int] = GRAPH_SIZE) -> n
 
 # --------------------------------------------------------------------------- loading
 
-def _batch_norm_values(values: Dict[str, np.ndarray], eps_file: float, eps_ours: float):
-    gamma, beta, mean, var = (values[k] for k in BN_ORDER)
-    if not np.isclose(eps_file, eps_ours, rtol=1e-6, atol=0.0):
-        shifted = var + eps_file - eps_ours      # var_ours + eps_ours == var_file + eps_file
-        if np.all(shifted >= 0):
-            var = shifted
-        else:                                    # keep var, move the difference into gamma
-            gamma = gamma * np.sqrt((var + eps_ours) / (var + eps_file))
-    return [gamma, beta, mean, var]
-
-
 def load_into(model, weights: Dict[str, np.ndarray]) -> Dict:
     """Writes DeepLab variables {tf name: value} into `model` (built by build_segmenter).
 
     Every tensor must have a place (`keras_weight`) of the same shape and every weight of the
     model must get one; otherwise ValueError naming the first tensor / weight at fault, and
-    nothing is written. Returns a summary.
+    nothing is written (head_files.load). Returns a summary.
     """
-    layers = {layer.name: layer for layer in model.layers}
-    plan: Dict[str, Dict[str, np.ndarray]] = {}
-    for tf_name, value in weights.items():
-        place = keras_weight(tf_name)
-        if place is None:
-            raise ValueError(f"{tf_name!r} {tuple(value.shape)}: no place for this tensor in "
-                             f"the segmenter {model.name!r}")
-        layer_name, attr = place
-        layer = layers.get(layer_name)
-        variable = getattr(layer, attr, None) if layer is not None else None
-        if variable is None:
-            raise ValueError(f"{tf_name!r} {tuple(value.shape)}: its place {layer_name}.{attr} "
-                             f"is not in the segmenter {model.name!r}")
-        if tuple(variable.shape) != tuple(value.shape):
-            raise ValueError(f"{tf_name!r}: shape {tuple(value.shape)}, but {layer_name}.{attr} "
-                             f"is {tuple(variable.shape)}")
-        if attr in plan.setdefault(layer_name, {}):
-            raise ValueError(f"{tf_name!r}: {layer_name}.{attr} already has a value")
-        plan[layer_name][attr] = np.asarray(value, np.float32)
-    for layer in model.layers:
-        if layer.name == PREFIX + "pool":        # pool_as_depthwise: frozen 1/(kh*kw)
-            continue
-        for variable in layer.weights:
-            attr = variable.name.split("/")[-1].split(":")[0]
-            if attr not in plan.get(layer.name, {}):
-                raise ValueError(f"model weight {layer.name}.{attr} "
-                                 f"{tuple(variable.shape)}: no tensor for it in the weights")
-    adjusted = []
-    for layer_name, values in plan.items():
-        layer = layers[layer_name]
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
-            eps_file, eps_ours = file_epsilon(layer_name), float(layer.epsilon)
-            if not np.isclose(eps_file, eps_ours, rtol=1e-6, atol=0.0):
-                adjusted.append(layer_name)
-            layer.set_weights(_batch_norm_values(values, eps_file, eps_ours))
-        else:
-            for attr, value in values.items():
-                getattr(layer, attr).assign(value)
-    return {"tensors": len(weights), "layers": len(plan),
-            "weights": int(sum(v.size for v in weights.values())),
-            "bn_folded": False, "bn_epsilon_adjusted": adjusted}
+    from mobilenet_v3.weights import head_files
+    return dict(head_files.load(model, head_files._deeplab_tensors(weights, "")),
+                bn_folded=False)
 
 
 def load_frozen_graph(model, path: str) -> Dict:

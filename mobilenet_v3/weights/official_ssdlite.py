@@ -49,13 +49,14 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 
+from mobilenet_v3.weights import tf_checkpoint
+from mobilenet_v3.weights.errors import NotMobileNetV3Error, WeightsError
+
 OD_API_BN_EPSILON = 1e-3       # pipeline.config: batch_norm { epsilon: 0.001 } (also slim's)
 OD_API_BN_MOMENTUM = 0.97      # pipeline.config: batch_norm { decay: 0.97 }
 OD_API_WEIGHT_DECAY = 4e-5     # pipeline.config: l2_regularizer { weight: 4e-05 }
 BN_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
-EMA_SUFFIX = "/ExponentialMovingAverage"
 MODEL_SCOPES = ("FeatureExtractor/", "BoxPredictor_")
-OPTIMIZER_SLOTS = ("/Momentum", "/RMSProp", "/RMSProp_1", "/Adam", "/Adam_1")
 
 _PRIVATE_PROTO_PACKAGE = "_mobilenet_v3_coreml_proto"
 
@@ -276,87 +277,38 @@ def read_decoder_anchors(path: str) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- TF checkpoint
 
-def _is_model_variable(name: str) -> bool:
-    return name.startswith(MODEL_SCOPES) and not name.endswith(OPTIMIZER_SLOTS) \
-        and not name.endswith(EMA_SUFFIX)
-
-
 def checkpoint_shapes(prefix: str) -> Dict[str, Tuple[int, ...]]:
     """{variable name: shape} of the model variables of a TF checkpoint (the .index suffices:
     no values are read), without global_step, optimizer slots and EMA shadows."""
     import tensorflow as tf
     return {name: tuple(shape) for name, shape in tf.train.list_variables(prefix)
-            if _is_model_variable(name)}
+            if tf_checkpoint.is_model_variable(name, MODEL_SCOPES)}
 
 
 def load_checkpoint_weights(prefix: str) -> Dict[str, np.ndarray]:
     """{TF variable name: float32 array} of the detector's variables in an OD API checkpoint
     (`.../model.ckpt`), the ExponentialMovingAverage shadow when there is one. The values
     are the checkpoint's own: BN with epsilon OD_API_BN_EPSILON, as `read_mlmodel` returns."""
-    import tensorflow as tf
     try:
-        reader = tf.train.load_checkpoint(prefix)
-    except (tf.errors.OpError, ValueError) as e:
-        raise ValueError(f"{prefix!r} is not a readable TF checkpoint: "
-                         f"{str(e).splitlines()[0]}") from None
-    names = set(reader.get_variable_to_shape_map())
-    out = {}
-    for name in sorted(n for n in names if _is_model_variable(n)):
-        key = name + EMA_SUFFIX if name + EMA_SUFFIX in names else name
-        try:
-            out[name] = np.asarray(reader.get_tensor(key), np.float32)
-        except tf.errors.OpError as e:
-            raise ValueError(f"{prefix!r}: cannot read {key!r} (no or truncated "
-                             f".data file?): {str(e).splitlines()[0]}") from None
-    if not out:
-        raise ValueError(f"{prefix!r} has no FeatureExtractor/ or BoxPredictor_ variables: "
-                         "not a TF Object Detection API SSD checkpoint")
-    return out
+        return tf_checkpoint.read(prefix, MODEL_SCOPES)
+    except WeightsError as e:
+        raise ValueError(f"{e}: not a TF Object Detection API SSD checkpoint"
+                         if isinstance(e, NotMobileNetV3Error) else str(e)) from None
 
 
 # ----------------------------------------------------------------------------- writing
 
-def _model_variables(model) -> Dict[str, object]:
-    return {w.name.split(":")[0]: w for w in model.weights}
-
-
-def assign_weights(model, weights: Dict[str, np.ndarray],
-                   source_bn_epsilon: float = OD_API_BN_EPSILON) -> Dict:
+def assign_weights(model, weights: Dict[str, np.ndarray]) -> Dict:
     """Writes {OD API name: array} into a detector built by build_ssdlite, all or nothing.
 
     Raises ValueError naming the first tensor (in the dict's order) with no place in the
     model or another shape, or else the first model weight that no tensor fills. BN
-    moving variances are rebased from `source_bn_epsilon` to each BN layer's own epsilon.
+    moving variances are rebased from OD_API_BN_EPSILON to each BN layer's own epsilon
+    (head_files.load).
     """
-    targets = _model_variables(model)
-    placed = {}
-    for tf_name, value in weights.items():
-        place = keras_weight_name(tf_name)
-        if place is None:
-            raise ValueError(f"{tf_name!r} has no place in {model.name!r}: not a variable of "
-                             "the OD API's SSDLite-MobileNetV3 (keras_weight_name)")
-        if place not in targets:
-            raise ValueError(f"{tf_name!r} maps to {place!r}, which {model.name!r} does not "
-                             "have (another architecture?)")
-        if place in placed:
-            raise ValueError(f"{tf_name!r} and {placed[place][0]!r} both map to {place!r}")
-        want = tuple(targets[place].shape)
-        if tuple(np.shape(value)) != want:
-            raise ValueError(f"{tf_name!r}: shape {tuple(np.shape(value))}, but {place!r} of "
-                             f"{model.name!r} is {want}")
-        placed[place] = (tf_name, value)
-    unfilled = [name for name in targets if name not in placed]
-    if unfilled:
-        raise ValueError(f"{model.name!r}: {len(unfilled)} weight(s) have no tensor in the "
-                         f"source, first {unfilled[0]!r}")
-    for place, (_, value) in placed.items():
-        value = np.asarray(value, np.float32)
-        layer_name, weight = place.split("/")
-        if weight == "moving_variance":
-            eps = float(model.get_layer(layer_name).epsilon)
-            value = np.maximum(value + np.float32(source_bn_epsilon) - np.float32(eps), 0.0)
-        targets[place].assign(value)
-    return {"tensors": len(placed), "values": int(sum(np.size(v) for _, v in placed.values()))}
+    from mobilenet_v3.weights import head_files
+    summary = head_files.load(model, head_files._ssdlite_tensors(weights, ""))
+    return {"tensors": summary["tensors"], "values": summary["weights"]}
 
 
 def load_official_small(mlmodel_path: str, config=None):

@@ -83,11 +83,17 @@ def bind(model: tf_keras.Model, config: ModelConfig) -> List[Bound]:
 
     Raises WeightsError when the model is not the network `config` describes.
     """
-    layers = model.layers
+    return bind_layers(model.layers, config, model.name)
+
+
+def bind_layers(layers, config: ModelConfig, owner: str = "model") -> List[Bound]:
+    """`bind` on a list of layers in execution order: a detector's or segmenter's backbone
+    (the layers its head does not add), bound to the plan of its backbone config."""
+    layers = list(layers)
     convs = [(i, layer) for i, layer in enumerate(layers) if _is_conv(layer)]
     slots = plan(config)
     if len(convs) != len(slots):
-        raise WeightsError(f"model {model.name!r} has {len(convs)} conv layers but the "
+        raise WeightsError(f"{owner!r} has {len(convs)} conv layers but the "
                            f"MobileNetV3 described by {config} has {len(slots)}")
     bound = []
     for slot, (i, conv) in zip(slots, convs):

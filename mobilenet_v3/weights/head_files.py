@@ -1,0 +1,265 @@
+"""Whole detector and segmenter files, read as tensors that have a place in our head models.
+
+What `kind_of` recognises:
+  ssdlite  the OD API's SSDLite-MobileNetV3 (`ssd_mobilenet_v3_{small,large}_coco`): its
+           `model.ckpt` (a prefix, or a folder holding one) with FeatureExtractor/ and
+           BoxPredictor_ variables, or the Core ML conversion `ssd_mobilenet.mlmodel`;
+  deeplab  DeepLab's MobileNetV3 LR-ASPP (`deeplab_mnv3_*`): `frozen_inference_graph.pb`, or a
+           `model.ckpt` with MobilenetV3/ and aspp0 / image_pooling variables;
+  ours     a detection or segmentation run folder (or model.keras beside its
+           model_config.json) of this package.
+Anything else (a classification .tflite / TF-Slim checkpoint / .h5 / run) is not a head file:
+only its backbone can start a detector or segmenter (`training/head_init.py`).
+
+`load(model, tensors, is_class_layer)` writes every tensor into the model built for the run,
+or nothing: a tensor without a place, or of another shape, is refused by name. The one
+exception is the class-dependent layers (the detector's class predictors, the segmenter's
+logits), which stay as built when the run has other classes than the file, and are reported.
+BatchNorm statistics are rebased from the file's epsilon to each layer's own.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+import tf_keras
+
+from mobilenet_v3.weights import tf_checkpoint
+from mobilenet_v3.weights.errors import ArchitectureMismatchError, CorruptWeightsError
+
+SSDLITE, DEEPLAB, OURS = "ssdlite", "deeplab", "ours"
+BN_ATTRS = ("gamma", "beta", "moving_mean", "moving_variance")
+CONSTANT_LAYERS = ("seg_pool",)     # the gate's average pool as a frozen depthwise: built, not learnt
+HEAD_TYPE_KIND = {"ssdlite": "detection", "lraspp": "segmentation", "raspp": "segmentation"}
+KIND_TASK = {SSDLITE: "detection", DEEPLAB: "segmentation"}
+
+
+@dataclasses.dataclass
+class Tensor:
+    source: str                     # the name in the file, for messages
+    layer: str                      # our layer
+    attr: str                       # its Keras weight: kernel, depthwise_kernel, bias, gamma ...
+    value: np.ndarray
+    bn_epsilon: Optional[float] = None   # the file's BN epsilon (BN tensors only)
+
+
+@dataclasses.dataclass
+class HeadFile:
+    kind: str                       # SSDLITE, DEEPLAB or OURS
+    task: str                       # "detection" or "segmentation"
+    origin: str
+    fmt: str                        # mlmodel, od_api_checkpoint, frozen_graph, ...
+    tensors: List[Tensor]
+
+
+# --------------------------------------------------------------------------- recognising
+
+def _checkpoint_prefix(path: str) -> Optional[str]:
+    if os.path.isfile(path + ".index"):
+        return path
+    if os.path.isdir(path):
+        indexes = sorted(glob.glob(os.path.join(path, "*.index")))
+        return indexes[0][:-len(".index")] if indexes else None
+    return None
+
+
+def _our_head_type(path: str) -> Optional[str]:
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    for candidate in (os.path.join(folder, "model_config.json"),
+                      os.path.join(folder, "final", "model_config.json")):
+        if os.path.isfile(candidate):
+            try:
+                with open(candidate) as f:
+                    return json.load(f).get("head_type")
+            except (OSError, ValueError):
+                return None
+    return None
+
+
+def kind_of(path: str) -> Optional[str]:
+    """SSDLITE, DEEPLAB, OURS or None (not a whole detector / segmenter file)."""
+    path = os.fspath(path)
+    if path.lower().endswith(".mlmodel"):
+        return SSDLITE
+    if path.lower().endswith(".pb") or (
+            os.path.isdir(path) and os.path.isfile(os.path.join(path,
+                                                                "frozen_inference_graph.pb"))
+            and _checkpoint_prefix(path) is None):
+        return DEEPLAB
+    if _our_head_type(path) in HEAD_TYPE_KIND:
+        return OURS
+    prefix = _checkpoint_prefix(path)
+    if prefix is not None:
+        names = tf_checkpoint.variable_names(prefix)
+        if any(n.startswith(("FeatureExtractor/", "BoxPredictor_")) for n in names):
+            return SSDLITE
+        if any(n.startswith(("aspp0/", "image_pooling/")) for n in names):
+            return DEEPLAB
+    return None
+
+
+# --------------------------------------------------------------------------- reading
+
+def _ssdlite_tensors(values: Dict[str, np.ndarray], origin: str) -> List[Tensor]:
+    from mobilenet_v3.weights import official_ssdlite as od
+    out = []
+    for name, value in values.items():
+        place = od.keras_weight_name(name)
+        if place is None:
+            raise ArchitectureMismatchError(f"{origin!r}: {name!r} has no place in our SSDLite "
+                                            "(not a variable of the OD API's SSDLite-MobileNetV3)")
+        layer, attr = place.split("/")
+        out.append(Tensor(name, layer, attr, np.asarray(value, np.float32),
+                          od.OD_API_BN_EPSILON if attr in BN_ATTRS else None))
+    return out
+
+
+def _deeplab_tensors(values: Dict[str, np.ndarray], origin: str) -> List[Tensor]:
+    from mobilenet_v3.weights import deeplab_graph
+    out = []
+    for name, value in values.items():
+        place = deeplab_graph.keras_weight(name)
+        if place is None:
+            raise ArchitectureMismatchError(f"{origin!r}: {name!r} {tuple(np.shape(value))} has "
+                                            "no place in our LR-ASPP segmenter")
+        layer, attr = place
+        out.append(Tensor(name, layer, attr, np.asarray(value, np.float32),
+                          deeplab_graph.file_epsilon(layer) if attr in BN_ATTRS else None))
+    return out
+
+
+def _our_tensors(path: str) -> HeadFile:
+    from mobilenet_v3.training import run_dir
+    try:
+        trained = run_dir.load_head_model(path, lambda flat: flat, lambda record: None)
+    except run_dir.RunFolderError as e:
+        raise CorruptWeightsError(str(e)) from None
+    task = HEAD_TYPE_KIND[_our_head_type(path)]
+    model = trained.model
+    out = []
+    for layer in model.layers:
+        if layer.name in CONSTANT_LAYERS:
+            continue
+        eps = float(layer.epsilon) if isinstance(
+            layer, tf_keras.layers.BatchNormalization) else None
+        for weight in layer.weights:
+            attr = weight.name.split("/")[-1].split(":")[0]
+            out.append(Tensor(f"{layer.name}/{attr}", layer.name, attr,
+                              np.asarray(weight.numpy(), np.float32), eps))
+    return HeadFile(OURS, task, path, "mobilenet_v3", out)
+
+
+def read(path: str) -> HeadFile:
+    """The tensors of a whole detector / segmenter file (kind_of(path) must not be None)."""
+    path = os.fspath(path)
+    kind = kind_of(path)
+    if kind == OURS:
+        return _our_tensors(path)
+    if kind == SSDLITE:
+        from mobilenet_v3.weights import official_ssdlite as od
+        if path.lower().endswith(".mlmodel"):
+            try:
+                values, fmt = od.read_mlmodel(path), "mlmodel"
+            except (OSError, ValueError) as e:
+                raise CorruptWeightsError(f"{path!r}: {e}") from None
+        else:
+            values = tf_checkpoint.read(_checkpoint_prefix(path), od.MODEL_SCOPES, path)
+            fmt = "od_api_checkpoint"
+        return HeadFile(kind, KIND_TASK[kind], path, fmt, _ssdlite_tensors(values, path))
+    if kind == DEEPLAB:
+        from mobilenet_v3.weights import deeplab_graph
+        prefix = _checkpoint_prefix(path)
+        if prefix is not None and not path.lower().endswith(".pb"):
+            values = tf_checkpoint.read(prefix, ("MobilenetV3/",) + tuple(
+                s + "/" for s in deeplab_graph.HEAD_SCOPES), path)
+            fmt = "deeplab_checkpoint"
+        else:
+            graph = path if path.lower().endswith(".pb") else os.path.join(
+                path, "frozen_inference_graph.pb")
+            try:
+                values = deeplab_graph.read_frozen_graph(graph)
+            except (OSError, ValueError) as e:
+                raise CorruptWeightsError(f"{graph!r}: {e}") from None
+            fmt = "frozen_graph"
+        return HeadFile(kind, KIND_TASK[kind], path, fmt, _deeplab_tensors(values, path))
+    raise CorruptWeightsError(f"{path!r} is not a detector or segmenter file")
+
+
+# --------------------------------------------------------------------------- writing
+
+def _batch_norm_values(values: Dict[str, np.ndarray], eps_file: float, eps_ours: float):
+    """The same normalisation under our epsilon: the difference goes into the variance
+    (var + eps_file - eps_ours), or into gamma where that would be negative."""
+    gamma, beta, mean, var = (values[k] for k in BN_ATTRS)
+    if not np.isclose(eps_file, eps_ours, rtol=1e-6, atol=0.0):
+        shifted = var + eps_file - eps_ours
+        if np.all(shifted >= 0):
+            var = shifted
+        else:
+            gamma = gamma * np.sqrt((var + eps_ours) / (var + eps_file))
+    return [gamma, beta, mean, var]
+
+
+def load(model: tf_keras.Model, tensors: List[Tensor],
+         is_class_layer: Callable[[str], bool] = lambda name: False, origin: str = "") -> Dict:
+    """Writes `tensors` into `model`, all or nothing; class layers of another shape stay new.
+
+    Raises ArchitectureMismatchError naming the first tensor without a place or of another
+    shape, or the first model weight no tensor fills.
+    """
+    where = f"{origin!r}: " if origin else ""
+    layers = {layer.name: layer for layer in model.layers}
+    plan: Dict[str, Dict[str, Tensor]] = {}
+    new_layers = set()
+    for t in tensors:
+        layer = layers.get(t.layer)
+        variable = getattr(layer, t.attr, None) if layer is not None else None
+        if variable is None:
+            raise ArchitectureMismatchError(
+                f"{where}{t.source!r} {tuple(t.value.shape)}: its place {t.layer}.{t.attr} is "
+                f"not in {model.name!r} (another architecture or head?)")
+        if tuple(variable.shape) != tuple(t.value.shape):
+            if is_class_layer(t.layer):
+                new_layers.add(t.layer)
+                continue
+            raise ArchitectureMismatchError(
+                f"{where}{t.source!r}: shape {tuple(t.value.shape)}, but {t.layer}.{t.attr} of "
+                f"{model.name!r} is {tuple(variable.shape)}: first tensor that disagrees")
+        if t.attr in plan.setdefault(t.layer, {}):
+            raise ArchitectureMismatchError(f"{where}{t.source!r} and "
+                                            f"{plan[t.layer][t.attr].source!r} both fill "
+                                            f"{t.layer}.{t.attr}")
+        plan[t.layer][t.attr] = t
+    for name in new_layers:
+        plan.pop(name, None)
+    for layer in model.layers:
+        if layer.name in CONSTANT_LAYERS or layer.name in new_layers:
+            continue
+        for variable in layer.weights:
+            attr = variable.name.split("/")[-1].split(":")[0]
+            if attr not in plan.get(layer.name, {}):
+                raise ArchitectureMismatchError(
+                    f"{where}model weight {layer.name}.{attr} {tuple(variable.shape)} has no "
+                    "tensor in the file (another architecture or head?)")
+    adjusted = []
+    for name, values in plan.items():
+        layer = layers[name]
+        if isinstance(layer, tf_keras.layers.BatchNormalization):
+            eps_ours = float(layer.epsilon)
+            eps_file = next(iter(values.values())).bn_epsilon
+            eps_file = eps_ours if eps_file is None else eps_file
+            if not np.isclose(eps_file, eps_ours, rtol=1e-6, atol=0.0):
+                adjusted.append(name)
+            arrays = {k: v.value for k, v in values.items()}
+            layer.set_weights([np.asarray(v, np.float32)
+                               for v in _batch_norm_values(arrays, eps_file, eps_ours)])
+        else:
+            for attr, t in values.items():
+                getattr(layer, attr).assign(t.value)
+    written = [t for values in plan.values() for t in values.values()]
+    return {"tensors": len(written), "layers": len(plan),
+            "weights": int(sum(t.value.size for t in written)),
+            "new_layers": sorted(new_layers), "bn_epsilon_adjusted": adjusted}
