@@ -68,7 +68,12 @@ flags.DEFINE_string("init_weights", None,
                     "keras.applications .h5, or a convert folder / train.py model_dir / "
                     "model.keras. Its architecture must be --model/--alpha/--minimalistic. "
                     "Loads the backbone and the head conv; the logits too when the file has "
-                    "the dataset's classes, else they are new.")
+                    "the dataset's classes, else they are new. Detection / segmentation: "
+                    "also a whole detector (OD API SSDLite model.ckpt or its .mlmodel, our "
+                    "detection run) or segmenter (DeepLab frozen_inference_graph.pb or "
+                    "model.ckpt, our segmentation run), class layers new when the classes "
+                    "differ; a classification file gives the backbone, rows of another shape "
+                    "(reduced tail, RF2) new.")
 flags.DEFINE_float("freeze_backbone_epochs", 0.0,
                    "Train only the head (backbone frozen, its BatchNorm in inference mode) "
                    "for this many epochs, then everything. Needs --init_weights.")

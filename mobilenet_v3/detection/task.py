@@ -21,8 +21,14 @@ from mobilenet_v3.modeling.heads.ssdlite import DetectorConfig, SSDLiteConfig, b
 from mobilenet_v3.training.config import TrainConfig
 from mobilenet_v3.training.task import Task
 
+CALIBRATION_BATCH = 16     # x head_init.CALIBRATION_BATCHES images re-estimate a folded BN
 FOCAL_ALPHA = 0.75
 FOCAL_GAMMA = 2.0
+
+
+def is_class_layer(name: str) -> bool:
+    """The 1x1 class predictors, whose shape depends on the classes (ssd_class{k}_predict)."""
+    return name.startswith("ssd_class") and name.endswith("_predict")
 
 
 def focal_loss_sum(logits, targets, alpha: float = FOCAL_ALPHA, gamma: float = FOCAL_GAMMA):
@@ -86,6 +92,25 @@ class DetectionTask(Task):
         if self.init_backbone is not None:   # --init_weights (ImageNet backbone) plugs in here
             self.init_backbone(model, self._config)
         return model
+
+    def initializer(self):
+        """--init_weights: a detector (all of it, the class predictors when the classes
+        agree) or a classification file (its backbone); training/head_init.py."""
+        if not self.config.init_weights:
+            return None
+        from mobilenet_v3.training import head_init
+        batch = min(self.config.global_batch_size, CALIBRATION_BATCH)
+
+        def images():
+            data = data_lib.train_dataset(self.source, self.data, self._config, batch,
+                                          tf.distribute.InputContext(), 0)
+            return (b[0] for b in data.take(head_init.CALIBRATION_BATCHES))
+        return head_init.initializer(self.config.init_weights, "detection", self._config.model,
+                                     is_class_layer, images)
+
+    def backbone_layers(self, model):
+        from mobilenet_v3.training import transfer
+        return transfer.backbone_layers(model)
 
     def train_dataset(self, input_context, start_step):
         return data_lib.train_dataset(self.source, self.data, self._config,

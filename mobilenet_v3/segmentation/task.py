@@ -4,7 +4,8 @@ Loss: softmax cross-entropy per pixel, averaged over the pixels that are not ign
 Evaluation: each step's k x k confusion matrix over non-ignored pixels is a log that the loop
 gathers to the host, where the matrices of every replica and batch are summed (int64, exact);
 mIoU = mean over classes present (in labels or predictions) of TP / (TP + FP + FN). The paper
-trains from scratch: no ImageNet initialisation.
+trains from scratch; `--init_weights` starts from DeepLab's files or a classifier's backbone
+(training/head_init.py).
 """
 
 from typing import Dict, List, Optional
@@ -19,6 +20,13 @@ from mobilenet_v3.training.config import TrainConfig
 from mobilenet_v3.training.task import Task
 
 IGNORE = data_lib.IGNORE
+CALIBRATION_BATCH = 8      # x head_init.CALIBRATION_BATCHES images re-estimate a folded BN
+CLASS_LAYERS = ("seg_logits", "seg_logits_high", "seg_logits_low")
+
+
+def is_class_layer(name: str) -> bool:
+    """The convs to the classes, whose shape depends on them."""
+    return name in CLASS_LAYERS
 
 
 def pixel_loss_sum(logits, masks):
@@ -85,6 +93,21 @@ class SegmentationTask(Task):
 
     def backbone_layers(self, model):
         return [layer for layer in model.layers if not layer.name.startswith("seg_")]
+
+    def initializer(self):
+        """--init_weights: a segmenter (all of it, the logits when the classes agree) or a
+        classification file (its backbone); training/head_init.py."""
+        if not self.config.init_weights:
+            return None
+        from mobilenet_v3.training import head_init
+        batch = min(self.config.global_batch_size, CALIBRATION_BATCH)
+
+        def images():
+            data = data_lib.train_dataset(self.source, self.data, batch,
+                                          tf.distribute.InputContext(), 0)
+            return (b[0] for b in data.take(head_init.CALIBRATION_BATCHES))
+        return head_init.initializer(self.config.init_weights, "segmentation",
+                                     self._config.model, is_class_layer, images)
 
     def train_dataset(self, input_context, start_step):
         return data_lib.train_dataset(self.source, self.data, self.config.global_batch_size,

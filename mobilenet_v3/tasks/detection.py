@@ -42,12 +42,6 @@ def data_config(options, image_size: int, seed: int):
                                **extra)
 
 
-def check_training(config) -> None:
-    if config.init_weights:
-        raise ValueError("--init_weights is not supported with --task=detection yet "
-                         "(the detector's backbone starts from random weights)")
-
-
 def make_task(config, options):
     from mobilenet_v3.detection.task import DetectionTask
     return DetectionTask(config)
@@ -194,5 +188,4 @@ def is_file(tflite: bytes) -> bool:
 
 SPEC = register(TaskSpec("detection", (HEAD_TYPE,), HEAD_FORMATS, export, evaluate,
                          is_file, data_config=data_config,
-                         training=TrainingSpec(make_task=make_task, final_metrics=final_metrics,
-                                               check=check_training)))
+                         training=TrainingSpec(make_task=make_task, final_metrics=final_metrics)))

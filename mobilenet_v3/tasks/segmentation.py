@@ -58,13 +58,6 @@ def model_options(options) -> Dict:
             "output_stride": int(options["output_stride"])}
 
 
-def check_training(config) -> None:
-    if config.init_weights:
-        raise ValueError("--init_weights is not supported with --task=segmentation (the "
-                         "paper trains LR-ASPP from scratch; the atrous backbone starts "
-                         "from random weights)")
-
-
 def _pair(values, name: str) -> Tuple[int, int]:
     try:
         pair = tuple(int(v) for v in values)
@@ -267,5 +260,4 @@ def is_file(tflite: bytes) -> bool:
 SPEC = register(TaskSpec("segmentation", HEAD_TYPES, HEAD_FORMATS, export, evaluate,
                          is_file, data_config=data_config,
                          training=TrainingSpec(make_task=make_task, final_metrics=final_metrics,
-                                               model_options=model_options,
-                                               check=check_training)))
+                                               model_options=model_options)))
