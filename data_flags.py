@@ -23,6 +23,12 @@ def define(dataset_default, dataset_help: str, training: bool):
                         "(--dataset=mask_folder).")
     flags.DEFINE_string("detection_folder", None, "Detection: a folder with annotations.json "
                         "(COCO format) and images/ (--dataset=coco_json).")
+    flags.DEFINE_string("detection_val_json", None, "Detection: a COCO JSON to evaluate on "
+                        "(e.g. instances_val2017.json) instead of holding out "
+                        "--held_out_fraction of --detection_folder; its classes must be the "
+                        "folder's.")
+    flags.DEFINE_string("detection_val_images", None, "Detection: the images of "
+                        "--detection_val_json (default: --detection_folder's images/).")
     flags.DEFINE_string("image_folder", None, "Root of an image folder <root>/<class>/*.jpg "
                         "(--dataset=image_folder).")
     flags.DEFINE_float("held_out_fraction", 0.1, "Image folder: fraction held out per class.")
@@ -48,6 +54,7 @@ def define(dataset_default, dataset_help: str, training: bool):
 
 DATA_FLAGS = ("dataset", "image_folder", "held_out_fraction", "class_list", "data_dir",
               "manual_dir", "imagenet_classes", "num_classes", "mask_folder", "detection_folder",
+              "detection_val_json", "detection_val_images",
               "synthetic_train_examples", "synthetic_eval_examples", "min_crop_area",
               "shuffle_buffer")
 

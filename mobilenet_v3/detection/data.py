@@ -41,6 +41,8 @@ class DetectionDataConfig:
     synthetic_eval_examples: int = 256
     detection_folder: Optional[str] = None   # coco_json: <root>/annotations.json + images/
     held_out_fraction: float = 0.1
+    val_json: Optional[str] = None        # coco_json: evaluate on this COCO JSON instead
+    val_images: Optional[str] = None      # ... whose images are here (default: the folder's)
     data_dir: Optional[str] = None        # coco: tfds data_dir
     manual_dir: Optional[str] = None
     shuffle_buffer: int = 1000
@@ -54,6 +56,11 @@ class DetectionDataConfig:
         if self.source == "coco_json" and not self.detection_folder:
             raise ValueError("--dataset=coco_json needs --detection_folder=<root> (holding "
                              f"{ANNOTATIONS_FILE} and {IMAGES_DIR}/)")
+        if (self.val_json or self.val_images) and self.source != "coco_json":
+            raise ValueError("--detection_val_json / --detection_val_images need "
+                             "--dataset=coco_json")
+        if self.val_images and not self.val_json:
+            raise ValueError("--detection_val_images needs --detection_val_json")
         if self.source == "synthetic" and self.num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {self.num_classes}")
 
@@ -92,6 +99,13 @@ def read_annotations(root: str):
     if not os.path.isfile(path):
         raise AnnotationError(f"{path!r} not found; a detection folder holds "
                               f"{ANNOTATIONS_FILE} (COCO format) and {IMAGES_DIR}/")
+    return read_coco_json(path, os.path.join(root, IMAGES_DIR))
+
+
+def read_coco_json(path: str, images_dir: str):
+    """read_annotations of any COCO JSON whose file_names are in `images_dir`."""
+    if not os.path.isfile(path):
+        raise AnnotationError(f"{path!r} not found (a COCO-format annotation file)")
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -147,7 +161,7 @@ def read_annotations(root: str):
     for r, i in enumerate(ids):
         for k, (b, c) in enumerate(per_image[i][:max_boxes]):
             boxes[r, k], classes[r, k] = b, c
-    files = [os.path.join(root, IMAGES_DIR, images[i][0]) for i in ids]
+    files = [os.path.join(images_dir, images[i][0]) for i in ids]
     missing = [f for f in files if not os.path.isfile(f)]
     if missing:
         raise AnnotationError(f"{path}: {len(missing)} image file(s) not found, e.g. "
@@ -155,14 +169,39 @@ def read_annotations(root: str):
     return files, boxes, classes, np.array(ids, np.int64), tuple(n for _, n in categories)
 
 
+def _with_validation_json(config: DetectionDataConfig, files, boxes, classes, ids, names):
+    """The folder's images all train; --detection_val_json's are the held-out split."""
+    images = config.val_images or os.path.join(config.detection_folder, IMAGES_DIR)
+    v_files, v_boxes, v_classes, v_ids, v_names = read_coco_json(config.val_json, images)
+    if v_names != names:
+        raise AnnotationError(f"{config.val_json}: its categories {list(v_names)[:5]}... are "
+                              f"not those of {config.detection_folder!r} "
+                              f"({list(names)[:5]}...): a model trains and scores on one list")
+    m = max(boxes.shape[1], v_boxes.shape[1])
+
+    def pad(a):           # to m boxes an image
+        return np.pad(a, [(0, 0), (0, m - a.shape[1])] + [(0, 0)] * (a.ndim - 2))
+    files = list(files) + list(v_files)
+    boxes = np.concatenate([pad(boxes), pad(v_boxes)])
+    classes = np.concatenate([pad(classes), pad(v_classes)])
+    ids = np.concatenate([ids, v_ids])
+    n = len(files) - len(v_files)
+    return files, boxes, classes, ids, np.arange(n, len(files)), np.arange(n)
+
+
 def _folder_source(config: DetectionDataConfig) -> DetectionSource:
     files, boxes, classes, ids, names = read_annotations(config.detection_folder)
-    order = np.random.RandomState(config.seed).permutation(len(files))
-    n_eval = int(round(len(files) * config.held_out_fraction))
-    if n_eval < 1 or n_eval >= len(files):
-        raise AnnotationError(f"{config.detection_folder!r}: {len(files)} images are too few "
-                              f"for a {config.held_out_fraction:.0%} held-out split")
-    held, train = order[:n_eval], order[n_eval:]
+    if config.val_json:
+        files, boxes, classes, ids, held, train = _with_validation_json(
+            config, files, boxes, classes, ids, names)
+        train = np.random.RandomState(config.seed).permutation(train)
+    else:
+        order = np.random.RandomState(config.seed).permutation(len(files))
+        n_eval = int(round(len(files) * config.held_out_fraction))
+        if n_eval < 1 or n_eval >= len(files):
+            raise AnnotationError(f"{config.detection_folder!r}: {len(files)} images are too "
+                                  f"few for a {config.held_out_fraction:.0%} held-out split")
+        held, train = order[:n_eval], order[n_eval:]
 
     def tensors(rows):
         return (tf.constant([files[r] for r in rows]), tf.constant(boxes[rows]),

@@ -37,6 +37,8 @@ def data_config(options, image_size: int, seed: int):
     return DetectionDataConfig(source=options["dataset"], image_size=image_size, seed=seed,
                                num_classes=options["num_classes"],
                                detection_folder=options["detection_folder"],
+                               val_json=options["detection_val_json"],
+                               val_images=options["detection_val_images"],
                                held_out_fraction=options["held_out_fraction"],
                                data_dir=options["data_dir"], manual_dir=options["manual_dir"],
                                **extra)
