@@ -1,13 +1,16 @@
 """Converts official / keras.applications weights into a folder export_tflite.py and evaluate.py take.
 
     python -m mobilenet_v3.weights.convert SRC --output=DIR [--classes=1000|1001] [--model=... --alpha=...]
+
+SRC may also be a whole detector or segmenter: the OD API's SSDLite-MobileNetV3 (model.ckpt,
+.mlmodel) or DeepLab's MobileNetV3 LR-ASPP (frozen_inference_graph.pb, model.ckpt): head_convert.
 """
 
 import os
 import shutil
 import tempfile
 import sys
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from mobilenet_v3 import files
 from mobilenet_v3.data import imagenet_classes
@@ -16,8 +19,10 @@ from mobilenet_v3.modeling.config import ModelConfig
 from mobilenet_v3.weights import assign, loader
 
 
-def write_folder(model, config: ModelConfig, output: str, overwrite: bool = False) -> Dict:
-    """model.keras, model_config.json (as train.py's final/) and labels.txt, written atomically."""
+def write_folder(model, config: ModelConfig, output: str, overwrite: bool = False,
+                 labels: Optional[List[str]] = None) -> Dict:
+    """model.keras, model_config.json (as train.py's final/) and labels.txt, written atomically
+    (`labels`, or ImageNet's for a 1000/1001-class classifier)."""
     if os.path.exists(os.path.join(output, "model.keras")) and not overwrite:
         raise FileExistsError(f"{output!r} already holds model.keras (pass --overwrite)")
     os.makedirs(output, exist_ok=True)
@@ -29,15 +34,23 @@ def write_folder(model, config: ModelConfig, output: str, overwrite: bool = Fals
         shutil.rmtree(tmp, ignore_errors=True)
     flat = config.to_flat()
     files.atomic_write_json(os.path.join(output, "model_config.json"), flat)
-    if config.include_top and config.classes in (1000, 1001):
-        files.atomic_write_text(os.path.join(output, "labels.txt"),
-                                "\n".join(imagenet_classes.labels(config.classes)) + "\n")
+    if labels is None and getattr(config, "include_top", False) and config.classes in (1000, 1001):
+        labels = imagenet_classes.labels(config.classes)
+    if labels:
+        files.atomic_write_text(os.path.join(output, "labels.txt"), "\n".join(labels) + "\n")
     return flat
 
 
-def convert(source: str, output: str, classes: Optional[int] = None, resolution: int = 224,
+def convert(source: str, output: str, classes: Optional[int] = None,
+            resolution: Optional[int] = None,
             overwrite: bool = False, **fixed) -> Dict:
-    """Reads `source`, detects its variant (`fixed` pins name/alpha/minimalistic), writes `output`."""
+    """Reads `source`, detects its variant (`fixed` pins name/alpha/minimalistic), writes `output`.
+    A whole detector / segmenter file goes to head_convert (its own sizes unless `resolution`)."""
+    from mobilenet_v3.weights import head_convert, head_files
+    if head_files.kind_of(source) in (head_files.SSDLITE, head_files.DEEPLAB):
+        return head_convert.convert(source, output, None if resolution is None else
+                                    (resolution, resolution), overwrite)
+    resolution = 224 if resolution is None else resolution
     weights = loader.read_weights(source)
     config = loader.convertible_config(weights, classes, (resolution, resolution, 3), **fixed)
     model = build_model(config)
@@ -65,6 +78,10 @@ def main(argv):
         print(f"convert: {e}", file=sys.stderr)
         return 1
     c = result["config"]
+    if "task" in result:
+        print(f"{result['output']}: a {result['task']} model, MobileNetV3-{c['name']} "
+              f"{c['alpha']:g}, {result['tensors']} tensors from {result['format']}")
+        return 0
     print(f"{result['output']}: MobileNetV3-{c['name']} alpha {c['alpha']:g}"
           f"{' minimalistic' if c['minimalistic'] else ''}, "
           f"{c['classes'] if c['include_top'] else 'no'} classes, from {result['format']} "
@@ -80,7 +97,8 @@ def _define_flags():
     flags.DEFINE_enum("model", None, ["large", "small"], "Only if detection cannot tell.")
     flags.DEFINE_float("alpha", None, "Only if detection cannot tell.")
     flags.DEFINE_bool("minimalistic", None, "Only if detection cannot tell.")
-    flags.DEFINE_integer("resolution", 224, "Input resolution of the saved model.")
+    flags.DEFINE_integer("resolution", None, "Input resolution of the saved model (default: "
+                         "224 for classifiers, the file's own for detectors / segmenters).")
     flags.DEFINE_bool("overwrite", False, "Replace an existing model.keras in --output.")
 
 
