@@ -168,6 +168,17 @@ def test_the_official_detector_from_an_od_api_checkpoint(tmp_path):
             np.testing.assert_allclose(a, b, rtol=1e-6, err_msg=name)
     assert model.get_layer("ssd_class0_predict").kernel.shape[-1] == 5 * 3   # 3 anchors x 5
 
+    # convert detects the official config from the checkpoint and names the COCO slots
+    from mobilenet_v3.tasks import detection
+    from mobilenet_v3.weights import convert
+    result = convert.convert(str(folder), str(tmp_path / "converted"))
+    assert result["task"] == "detection" and result["format"] == "ssdlite od_api_checkpoint"
+    trained = detection.load(str(tmp_path / "converted"))
+    assert (trained.config.classes, trained.config.input_shape) == (91, (320, 320, 3))
+    assert trained.labels[:2] == ["background", "person"] and len(trained.labels) == 91
+    for a, b in zip(trained.model(image[None]), direct(image[None])):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
 
 @needs(GRAPH)
 def test_deeplab_checkpoint_and_frozen_graph_start_a_segmenter(tmp_path):
@@ -233,3 +244,33 @@ def test_train_py_starts_a_segmenter_from_deeplab_and_refuses_bad_files(tmp_path
     for result, words in ((broken, "broken.mlmodel"), (missing, "/nonexistent.pb")):
         assert result["code"] == 1 and words in result["stderr"], result
         assert "Traceback" not in result["stderr"], result["stderr"]
+
+
+def test_coco_categories_are_the_official_ones():
+    import json
+    from mobilenet_v3.detection import coco_categories
+    annotations = os.path.join(ROOT, "..", "shared", "datasets", "coco_mini", "annotations",
+                               "instances_val2017.json")
+    if not os.path.exists(annotations):
+        pytest.skip("coco_mini annotations not in ../shared")
+    with open(annotations) as f:
+        official = {c["id"]: c["name"] for c in json.load(f)["categories"]}
+    assert coco_categories.CATEGORIES == official
+    labels = coco_categories.slot_labels(91)
+    assert (len(labels), labels[0], labels[1], labels[12], labels[90]) == (
+        91, "background", "person", "?", "toothbrush")
+    assert [coco_categories.official_id(k) for k in (0, 11, 79)] == [1, 13, 90]
+
+
+@needs(GRAPH)
+def test_convert_writes_a_segmenter_folder_from_deeplabs_graph(tmp_path):
+    from mobilenet_v3.tasks import registry, segmentation
+    from mobilenet_v3.weights import convert
+    result = convert.convert(GRAPH, str(tmp_path / "dl"), resolution=129)
+    assert result["task"] == "segmentation" and result["tensors"] == 217
+    assert registry.for_model(str(tmp_path / "dl")).name == "segmentation"
+    trained = segmentation.load(str(tmp_path / "dl"))
+    assert trained.config.classes == 5
+    assert trained.config.input_shape == (129, 129, 3) and trained.config.seg.gate == "hard_sigmoid"
+    with pytest.raises(FileExistsError):
+        convert.convert(GRAPH, str(tmp_path / "dl"), resolution=129)

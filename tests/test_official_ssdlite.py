@@ -25,6 +25,7 @@ COCO = os.path.join(SHARED, "datasets", "coco_mini")
 ANNOTATIONS = os.path.join(COCO, "annotations", "instances_val2017.json")
 # photos with a large object: a bed (and a dog), a bus, a train
 PHOTOS = ("000000022192.jpg", "000000423617.jpg", "000000482585.jpg")
+COMPARED_TOO = ("000000568290.jpg",)      # a street photo: the Core ML comparison's fourth
 
 pytestmark = [
     pytest.mark.xdist_group("official_ssdlite"),
@@ -177,11 +178,14 @@ def test_outputs_and_detections_on_real_coco_photos(detector):
     model, config, _ = detector
     images = _photos(PHOTOS)
     encodings, logits = (t.numpy() for t in model(images, training=False))
-    want_encodings, want_logits = _coreml_graph(images[:1])
-    assert np.abs(want_logits).max() > 5.0
+    # the Core ML graph computed in TF on 4 photos
+    compared = np.concatenate([images, _photos(COMPARED_TOO)])
+    want_encodings, want_logits = _coreml_graph(compared)
+    got_encodings, got_logits = (t.numpy() for t in model(compared, training=False))
+    assert len(compared) == 4 and np.abs(want_logits).max() > 5.0
     # measured 1.4e-3 / 9.6e-4, all from the SE gate's 0.16667 vs our 1/6 (1.5e-5 without it)
-    assert float(np.abs(encodings[:1] - want_encodings).max()) < 5e-3
-    assert float(np.abs(logits[:1] - want_logits).max()) < 5e-3
+    assert float(np.abs(got_encodings - want_encodings).max()) < 5e-3
+    assert float(np.abs(got_logits - want_logits).max()) < 5e-3
 
     annotations = json.load(open(ANNOTATIONS))
     by_name = {i["file_name"]: i for i in annotations["images"]}
