@@ -50,13 +50,23 @@ def define(dataset_default, dataset_help: str, training: bool):
         flags.DEFINE_float("min_crop_area", 0.08,
                            "Inception crop: smallest fraction of the image.")
         flags.DEFINE_integer("shuffle_buffer", 10000, "ImageNet stream shuffle buffer.")
+        flags.DEFINE_bool("download_data", False, "tfds sources (detection: coco/2017): "
+                          "download and prepare the data when data_dir does not hold it.")
+        flags.DEFINE_float("min_scale", 0.5, "Segmentation: smallest random scale.")
+        flags.DEFINE_float("max_scale", 2.0, "Segmentation: largest random scale.")
+        flags.DEFINE_float("scale_step", 0.0, "Segmentation: scales in steps of this from "
+                           "--min_scale (DeepLab's scale_factor_step_size 0.25); 0: uniform.")
+        flags.DEFINE_enum("scale_of", "crop", ["crop", "original"], "Segmentation: the random "
+                          "scale multiplies the original image (DeepLab's, for photos at "
+                          "their native size, e.g. Cityscapes with 769 crops) or sets the "
+                          "shorter side to the crop size x the scale (photos of any size).")
 
 
 DATA_FLAGS = ("dataset", "image_folder", "held_out_fraction", "class_list", "data_dir",
               "manual_dir", "imagenet_classes", "num_classes", "mask_folder", "detection_folder",
               "detection_val_json", "detection_val_images",
               "synthetic_train_examples", "synthetic_eval_examples", "min_crop_area",
-              "shuffle_buffer")
+              "shuffle_buffer", "download_data", "min_scale", "max_scale", "scale_step", "scale_of")
 
 
 def options(extra_flags=()):

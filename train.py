@@ -90,6 +90,19 @@ flags.DEFINE_integer("base_batch_size", 4096, "Batch the base rate refers to (li
 flags.DEFINE_float("warmup_epochs", 5.0, "Linear warm-up epochs.")
 flags.DEFINE_float("decay_epochs", 3.0, "Epochs between learning-rate decays.")
 flags.DEFINE_float("decay_rate", 0.99, "Learning-rate factor per decay.")
+flags.DEFINE_enum("optimizer", "rmsprop", ["rmsprop", "momentum"], "rmsprop: the paper's; "
+                  "momentum: SGD with momentum (the OD API's SSDLite recipe, DeepLab's).")
+flags.DEFINE_float("momentum", None, "Momentum of either optimizer (default 0.9; "
+                   "--rmsprop_momentum is the same setting under its older name).")
+flags.DEFINE_enum("schedule", "exponential", ["exponential", "cosine", "poly"],
+                  "exponential: the paper's (--decay_epochs/--decay_rate); cosine: the OD "
+                  "API's cosine decay to 0 at the last step; poly: DeepLab's "
+                  "(1 - t/T)^--poly_power.")
+flags.DEFINE_integer("warmup_steps", None, "Warm-up in steps (overrides --warmup_epochs; the "
+                     "OD API and DeepLab count steps).")
+flags.DEFINE_float("warmup_start", 0.0, "cosine/poly: warm-up starts at this fraction of the "
+                   "rate (the OD API's warmup_learning_rate / learning_rate_base).")
+flags.DEFINE_float("poly_power", 0.9, "poly: the power (DeepLab's learning_power).")
 flags.DEFINE_float("rmsprop_momentum", 0.9, "RMSProp momentum.")
 flags.DEFINE_float("rmsprop_rho", 0.9, "RMSProp decay (rho).")
 flags.DEFINE_float("rmsprop_epsilon", 0.002, "RMSProp epsilon (inside the sqrt, TF style).")
@@ -138,8 +151,12 @@ def config_from_flags():
         schedule=ScheduleConfig(base_learning_rate=FLAGS.base_learning_rate,
                                 base_batch_size=FLAGS.base_batch_size,
                                 warmup_epochs=FLAGS.warmup_epochs,
-                                decay_epochs=FLAGS.decay_epochs, decay_rate=FLAGS.decay_rate),
-        optimizer=OptimizerConfig(momentum=FLAGS.rmsprop_momentum, rho=FLAGS.rmsprop_rho,
+                                decay_epochs=FLAGS.decay_epochs, decay_rate=FLAGS.decay_rate,
+                                kind=FLAGS.schedule, warmup_steps=FLAGS.warmup_steps,
+                                warmup_start=FLAGS.warmup_start, poly_power=FLAGS.poly_power),
+        optimizer=OptimizerConfig(name=FLAGS.optimizer, momentum=FLAGS.rmsprop_momentum
+                                  if FLAGS.momentum is None else FLAGS.momentum,
+                                  rho=FLAGS.rmsprop_rho,
                                   epsilon=FLAGS.rmsprop_epsilon, use_ema=FLAGS.ema,
                                   ema_momentum=FLAGS.ema_momentum, ema_warmup=FLAGS.ema_warmup),
         global_batch_size=FLAGS.batch_size, epochs=FLAGS.epochs, train_steps=FLAGS.train_steps,

@@ -227,6 +227,29 @@ def test_synthetic_and_augment_are_seeded_and_keep_labels():
     assert set(np.unique(a[1].numpy())) <= ids | {255}
 
 
+def test_random_scale_of_the_original_image_in_deeplabs_steps():
+    """Stripes 10 px wide in a 100x100 photo: with scale_of='original' and scales {0.5, 2.0}
+    (step 1.5) a 32 crop shows stripes 5 or 20 px wide; with 'crop' (shorter side = 32 x s)
+    1.6 or 6.4."""
+    stripes = (np.arange(100) // 10) % 2
+    mask = tf.constant(np.tile(stripes, (100, 1)), tf.int32)
+    image = tf.zeros([100, 100, 3], tf.uint8)
+
+    def widths(scale_of):
+        out = set()
+        for k in range(12):
+            _, m = data_lib.augment(image, mask, tf.constant([1, k], tf.int64), 32, 0.5, 2.0,
+                                    1.5, scale_of)
+            row = m.numpy()[0]
+            edges = np.flatnonzero(np.diff(row)) + 1
+            runs = np.diff(edges)          # whole stripes inside the crop
+            out.add(int(np.median(runs)) if len(runs) else 32)
+        return out
+    original = widths("original")        # 32: a crop with fewer than two stripe edges
+    assert original <= {5, 20, 32} and 5 in original and original & {20, 32}, original
+    assert max(widths("crop")) <= 7
+
+
 def _write_folder(root, n=4, size=(40, 30), bad=None):
     os.makedirs(os.path.join(root, "images"), exist_ok=True)
     os.makedirs(os.path.join(root, "masks"), exist_ok=True)

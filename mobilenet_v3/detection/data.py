@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from mobilenet_v3.data.pipeline import positioned_examples
 from mobilenet_v3.data.preprocessing import decode_image, to_unit_range
-from mobilenet_v3.detection import boxes as box_lib, synthetic
+from mobilenet_v3.detection import boxes as box_lib, coco_categories, synthetic
 
 SOURCES = ("synthetic", "coco_json", "coco")
 ANNOTATIONS_FILE = "annotations.json"
@@ -44,6 +44,7 @@ class DetectionDataConfig:
     val_json: Optional[str] = None        # coco_json: evaluate on this COCO JSON instead
     val_images: Optional[str] = None      # ... whose images are here (default: the folder's)
     data_dir: Optional[str] = None        # coco: tfds data_dir
+    download: bool = False                # coco: download and prepare when not prepared
     manual_dir: Optional[str] = None
     shuffle_buffer: int = 1000
 
@@ -226,6 +227,11 @@ def _coco_builder(config: DetectionDataConfig):
     import tensorflow_datasets as tfds
     from mobilenet_v3.data.imagenet import DatasetNotPreparedError
     b = tfds.builder("coco/2017", data_dir=config.data_dir)
+    if not config.download and not b.is_prepared():
+        raise DatasetNotPreparedError(
+            f"coco/2017 is not prepared in data_dir {b.data_dir!r}. Prepare it once "
+            "(`tfds build coco/2017 --data_dir=DIR`, ~40 GB) and pass --data_dir=DIR, or pass "
+            "--download_data to let train.py download and prepare it")
     try:
         b.download_and_prepare(download_config=tfds.download.DownloadConfig(
             manual_dir=config.manual_dir))
@@ -242,12 +248,13 @@ def _coco_examples(b, split: str, shuffle_seed=None, input_context=None):
     read_config = tfds.ReadConfig(shuffle_seed=shuffle_seed, input_context=input_context)
     ds = b.as_dataset(split=split, shuffle_files=shuffle_seed is not None,
                       read_config=read_config)
+    official = tf.constant(coco_categories.OFFICIAL_IDS, tf.int32)   # tfds 0..79 -> 1..90
 
     def convert(ex):
         objects = ex["objects"]
         keep = tf.logical_not(tf.cast(objects["is_crowd"], tf.bool))
         boxes = tf.boolean_mask(objects["bbox"], keep)
-        classes = tf.boolean_mask(tf.cast(objects["label"], tf.int32) + 1, keep)
+        classes = tf.gather(official, tf.boolean_mask(tf.cast(objects["label"], tf.int32), keep))
         boxes, classes = _pad(boxes, classes, COCO_MAX_BOXES)
         return ex["image"], boxes, classes, tf.cast(ex["image/id"], tf.int64)
     return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
@@ -270,7 +277,8 @@ def _as_image(image):
 
 def _coco_source(config: DetectionDataConfig) -> DetectionSource:
     b = _coco_builder(config)
-    names = tuple(b.info.features["objects"]["label"].names)
+    # the OD API's 91 slots: slot k is category id k (ten ids unused, named "?")
+    names = tuple(coco_categories.slot_labels(91)[1:])
 
     def decoded(ds):
         return ds.map(lambda img, bx, c, i: (_as_image(img), bx, c, i),

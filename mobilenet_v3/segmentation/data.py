@@ -37,6 +37,9 @@ class MaskError(ValueError):
     """A segmentation folder that cannot be used: the message names the file and the reason."""
 
 
+SCALE_OF = ("crop", "original")
+
+
 @dataclasses.dataclass
 class SegmentationDataConfig:
     source: str = "synthetic"
@@ -52,6 +55,8 @@ class SegmentationDataConfig:
     manual_dir: Optional[str] = None      # cityscapes: leftImg8bit/gtFine_trainvaltest.zip
     min_scale: float = 0.5                # DeepLab's random scale range
     max_scale: float = 2.0
+    scale_step: float = 0.0               # DeepLab's scale_factor_step_size (0: uniform)
+    scale_of: str = "crop"                # 'original': DeepLab's (image x s); 'crop': see augment
     shuffle_buffer: int = 100
 
     def validate(self):
@@ -70,6 +75,9 @@ class SegmentationDataConfig:
         if not 0 < self.min_scale <= self.max_scale:
             raise ValueError(f"scales must satisfy 0 < min_scale <= max_scale, got "
                              f"{self.min_scale}, {self.max_scale}")
+        if self.scale_step < 0 or self.scale_of not in SCALE_OF:
+            raise ValueError(f"scale_step must be >= 0 and scale_of one of {SCALE_OF}, got "
+                             f"{self.scale_step}, {self.scale_of!r}")
 
 
 @dataclasses.dataclass
@@ -244,15 +252,25 @@ def open_source(config: SegmentationDataConfig) -> SegmentationSource:
 
 
 # ---- augmentation --------------------------------------------------------------------------
-def augment(image, mask, seed, size: int, min_scale: float = 0.5, max_scale: float = 2.0):
+def augment(image, mask, seed, size: int, min_scale: float = 0.5, max_scale: float = 2.0,
+            scale_step: float = 0.0, scale_of: str = "crop"):
     """DeepLab's training preprocessing with stateless seeds: scale the image (bilinear) and
-    the mask (nearest) so the shorter side is `size` x a random factor in [min, max], pad to
-    at least size x size (image with the mean grey, mask with 255), random size x size crop,
-    random horizontal flip. Returns ([-1, 1] image [size, size, 3], int32 mask [size, size])."""
+    the mask (nearest) by a random factor s in [min, max] (uniform, or one of min, min + step,
+    ..., max as DeepLab's scale_factor_step_size), of the original image (`scale_of`
+    'original', DeepLab's input_preprocess) or so that the shorter side is `size` x s
+    ('crop'), pad to at least size x size at the bottom / right (image with the mean grey,
+    mask with 255), random size x size crop, random horizontal flip.
+    Returns ([-1, 1] image [size, size, 3], int32 mask [size, size])."""
     seed = tf.cast(seed, tf.int64)
     hw = tf.cast(tf.shape(image)[:2], tf.float32)
-    scale = tf.random.stateless_uniform([], seed=seed, minval=min_scale, maxval=max_scale)
-    new = tf.maximum(tf.cast(tf.round(hw * scale * size / tf.reduce_min(hw)), tf.int32), 1)
+    if scale_step > 0:
+        count = int((max_scale - min_scale) / scale_step + 1e-6) + 1
+        pick = tf.random.stateless_uniform([], seed=seed, maxval=count, dtype=tf.int32)
+        scale = min_scale + scale_step * tf.cast(pick, tf.float32)
+    else:
+        scale = tf.random.stateless_uniform([], seed=seed, minval=min_scale, maxval=max_scale)
+    reference = 1.0 if scale_of == "original" else size / tf.reduce_min(hw)
+    new = tf.maximum(tf.cast(tf.round(hw * scale * reference), tf.int32), 1)
     image = tf.image.resize(tf.cast(image, tf.float32), new, method="bilinear")
     mask = tf.image.resize(tf.cast(mask, tf.int32)[..., None], new, method="nearest")[..., 0]
     pad_h, pad_w = tf.maximum(size - new[0], 0), tf.maximum(size - new[1], 0)
@@ -290,7 +308,8 @@ def train_dataset(source: SegmentationSource, config: SegmentationDataConfig,
 
     def prepare(image, mask, position, skipped):
         image, mask = augment(image, mask, tf.stack([tf.constant(seed, tf.int64), position]),
-                              size, config.min_scale, config.max_scale)
+                              size, config.min_scale, config.max_scale, config.scale_step,
+                              config.scale_of)
         return image, mask, skipped
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(per_replica, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

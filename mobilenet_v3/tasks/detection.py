@@ -34,6 +34,8 @@ def data_config(options, image_size: int, seed: int):
     from mobilenet_v3.detection.data import DetectionDataConfig
     extra = {name: options[name] for name in (
         "synthetic_train_examples", "synthetic_eval_examples") if name in options}
+    if "download_data" in options:
+        extra["download"] = options["download_data"]
     return DetectionDataConfig(source=options["dataset"], image_size=image_size, seed=seed,
                                num_classes=options["num_classes"],
                                detection_folder=options["detection_folder"],

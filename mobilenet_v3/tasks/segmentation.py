@@ -43,7 +43,8 @@ def data_config(options, image_size: int, seed: int):
     num_classes is given)."""
     from mobilenet_v3.segmentation.data import SegmentationDataConfig
     extra = {name: options[name] for name in (
-        "synthetic_train_examples", "synthetic_eval_examples") if name in options}
+        "synthetic_train_examples", "synthetic_eval_examples", "min_scale", "max_scale",
+        "scale_step", "scale_of") if name in options}
     return SegmentationDataConfig(
         source=options["dataset"], image_size=image_size, seed=seed,
         num_classes=options["num_classes"] if "num_classes" in options.given else None,

@@ -80,6 +80,7 @@ class TrainConfig:
                              "initialised backbone is not worth freezing")
         self.data.validate()
         self.optimizer.validate()
+        self.schedule.validate()
 
     def to_record(self) -> Dict:
         """JSON-able, with the model flat: the layout train_config.json has always had."""

@@ -72,7 +72,8 @@ class Trainer:
             with model_building_settings(self.policy):
                 self.model = self.task.build_model()
             self.learning_rate = schedule_lib.paper_schedule(self.config.schedule, batch,
-                                                             self.steps_per_epoch)
+                                                             self.steps_per_epoch,
+                                                             self.total_steps)
             opt = optimizer_lib.build_optimizer(self.config.optimizer, self.learning_rate)
             if self.policy == "mixed_float16":
                 opt = tf_keras.mixed_precision.LossScaleOptimizer(opt)

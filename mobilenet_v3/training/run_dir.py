@@ -39,7 +39,10 @@ RESUME_SETTINGS = {"global_batch_size": "batch_size", "seed": "seed",
                    "schedule.base_batch_size": "base_batch_size",
                    "schedule.warmup_epochs": "warmup_epochs",
                    "schedule.decay_epochs": "decay_epochs", "schedule.decay_rate": "decay_rate",
-                   "optimizer.momentum": "rmsprop_momentum", "optimizer.rho": "rmsprop_rho",
+                   "schedule.kind": "schedule", "schedule.warmup_steps": "warmup_steps",
+                   "schedule.warmup_start": "warmup_start", "schedule.poly_power": "poly_power",
+                   "optimizer.name": "optimizer",
+                   "optimizer.momentum": "momentum", "optimizer.rho": "rmsprop_rho",
                    "optimizer.epsilon": "rmsprop_epsilon", "optimizer.use_ema": "ema",
                    "optimizer.ema_momentum": "ema_momentum",
                    "optimizer.ema_warmup": "ema_warmup",
@@ -49,6 +52,9 @@ RESUME_SETTINGS = {"global_batch_size": "batch_size", "seed": "seed",
                    "data.held_out_fraction": "held_out_fraction",
                    "data.class_list": "class_list",
                    "data.imagenet_classes": "imagenet_classes"}
+# settings newer than some run folders: a record without them ran with these
+RESUME_DEFAULTS = {"schedule.kind": "exponential", "schedule.warmup_start": 0.0,
+                   "schedule.poly_power": 0.9, "optimizer.name": "rmsprop"}
 
 
 def _resume_settings(record: Dict) -> Dict:
@@ -57,7 +63,7 @@ def _resume_settings(record: Dict) -> Dict:
         value = record
         for part in key.split("."):
             value = value.get(part) if isinstance(value, dict) else None
-        values[f"--{flag}"] = value
+        values[f"--{flag}"] = RESUME_DEFAULTS.get(key) if value is None else value
     return values
 
 
