@@ -1,5 +1,6 @@
 """SSDLite detection (issue 13): cost model vs Table 6, anchors, targets, loss, data, export."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -140,6 +141,48 @@ def test_bad_annotations_are_named(tmp_path, change, message):
         data_lib.read_annotations(_folder(tmp_path, annotations))
 
 
+def test_images_are_checked_against_their_annotations(tmp_path, capsys):
+    from PIL import Image
+    root = _folder(tmp_path, {**GOOD, "images": GOOD["images"] + [
+        {"id": 2, "file_name": "b.jpg", "width": 40, "height": 30}], "annotations": GOOD[
+        "annotations"] + [dict(GOOD["annotations"][0], id=2, image_id=2)]})
+    (tmp_path / "images" / "b.jpg").write_bytes(b"not a jpeg")
+    files, boxes, classes, ids, _ = data_lib.read_annotations(root)
+    assert list(ids) == [1] and len(files) == len(boxes) == 1        # b.jpg left out ...
+    assert "1 of 2 images are unreadable" in capsys.readouterr().err  # ... named and counted
+    Image.new("RGB", (40, 30)).save(tmp_path / "images" / "b.jpg")
+    Image.new("RGB", (30, 40)).save(tmp_path / "images" / "a.jpg")    # rotated after labelling
+    with pytest.raises(data_lib.AnnotationError, match=r"'.*a\.jpg' is 30x40 but its entry "
+                                                        r"says 40x30 \(rotated"):
+        data_lib.read_annotations(root)
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / "images" / name).write_bytes(b"\xff\xd8 truncated")
+    with pytest.raises(data_lib.AnnotationError, match="none of its 2 images is readable"):
+        data_lib.read_annotations(root)
+
+
+def test_a_validation_json_scores_instead_of_a_held_out_split(tmp_path):
+    from PIL import Image
+    root = _folder(tmp_path, GOOD)
+    Image.new("RGB", (40, 30)).save(tmp_path / "images" / "v.jpg")
+    val = {**GOOD, "images": [{"id": 5, "file_name": "v.jpg", "width": 40, "height": 30}],
+           "annotations": [dict(GOOD["annotations"][0], image_id=5)] * 2}
+    (tmp_path / "val.json").write_text(json.dumps(val))
+    config = data_lib.DetectionDataConfig(source="coco_json", detection_folder=root,
+                                          val_json=str(tmp_path / "val.json"), image_size=64)
+    source = data_lib.open_source(config)
+    assert (source.num_train, source.num_eval, source.max_boxes) == (1, 1, 2)
+    ids = [int(ex[3]) for ex in source.eval_examples()]
+    assert ids == [5]
+    other = {**val, "categories": [{"id": 7, "name": "cat"}, {"id": 9, "name": "cow"}]}
+    (tmp_path / "val.json").write_text(json.dumps(other))
+    with pytest.raises(data_lib.AnnotationError, match="not those of"):
+        data_lib.open_source(config)
+    with pytest.raises(ValueError, match="needs --detection_val_json"):
+        data_lib.DetectionDataConfig(source="coco_json", detection_folder=root,
+                                     val_images=root).validate()
+
+
 @pytest.mark.slow
 def test_train_script_refuses_bad_annotations(tmp_path):
     bad = {**GOOD, "annotations": [dict(GOOD["annotations"][0], category_id=3)]}
@@ -155,17 +198,27 @@ def test_train_script_refuses_bad_annotations(tmp_path):
 @pytest.mark.slow
 def test_tfds_coco_on_mock_data():
     import tensorflow_datasets as tfds
-    config = data_lib.DetectionDataConfig(source="coco", image_size=64)
-    detector = DetectorConfig.create(classes=81, name="small", alpha=0.35,
+    from mobilenet_v3.data.imagenet import DatasetNotPreparedError
+    from mobilenet_v3.detection import coco_categories
+    config = data_lib.DetectionDataConfig(source="coco", image_size=64, download=True,
+                                          data_dir="/nonexistent/tfds")
+    detector = DetectorConfig.create(classes=91, name="small", alpha=0.35,
                                      input_shape=(64, 64, 3))
     with tfds.testing.mock_data(num_examples=4):
         source = data_lib.open_source(config)
-        assert source.num_classes == 80 and source.num_train == 4
+        assert source.num_classes == 90 and source.num_train == 4    # the OD API's 91 slots
+        assert source.class_names[0] == "person" and source.class_names[11] == "?"
         ds = data_lib.train_dataset(source, config, detector, 2,
                                     tf.distribute.InputContext())
         images, cls, codes, skipped = next(iter(ds))
+        raw = np.concatenate([ex[2].numpy() for ex in source.train_stream(
+            0, tf.distribute.InputContext()).ignore_errors().take(4)])
+        with pytest.raises(DatasetNotPreparedError, match="--download_data"):
+            data_lib.open_source(dataclasses.replace(config, download=False))
     assert images.shape == (2, 64, 64, 3) and cls.shape == (2, len(box_lib.anchors(detector)))
-    assert codes.shape[-1] == 4 and int(tf.reduce_max(cls)) <= 80
+    used = set(np.unique(raw)) - {0}                     # tfds labels 0..79 -> official ids
+    assert codes.shape[-1] == 4 and used and used <= set(coco_categories.OFFICIAL_IDS)
+    assert int(tf.reduce_max(cls)) <= 90
 
 
 @pytest.mark.slow

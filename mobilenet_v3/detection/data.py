@@ -12,6 +12,7 @@ padding), each image's boxes padded to the source's `max_boxes`.
 import dataclasses
 import json
 import os
+import sys
 from typing import Callable, Optional, Tuple
 
 import numpy as np
@@ -167,7 +168,45 @@ def read_coco_json(path: str, images_dir: str):
     if missing:
         raise AnnotationError(f"{path}: {len(missing)} image file(s) not found, e.g. "
                               f"{missing[0]!r}")
-    return files, boxes, classes, np.array(ids, np.int64), tuple(n for _, n in categories)
+    readable = check_images(path, files, [images[i][1:] for i in ids])
+    keep = np.flatnonzero(readable)
+    return ([files[k] for k in keep], boxes[keep], classes[keep], np.array(ids, np.int64)[keep],
+            tuple(n for _, n in categories))
+
+
+def check_images(path: str, files, sizes) -> np.ndarray:
+    """Which files decode (their headers, read with PIL); the unreadable ones are named and
+    counted on stderr and left out, and none readable is an error. A readable file whose size
+    is not the annotation's width x height is an error: its boxes would be normalised by the
+    wrong size (e.g. a photo rotated by its EXIF orientation after it was annotated)."""
+    from PIL import Image
+    readable = np.zeros(len(files), bool)
+    wrong = []
+    for k, (file, (width, height)) in enumerate(zip(files, sizes)):
+        try:
+            with Image.open(file) as image:
+                found = image.size
+        except (OSError, SyntaxError, ValueError):
+            continue
+        readable[k] = True
+        if (int(round(width)), int(round(height))) != tuple(found):
+            wrong.append((file, width, height, found))
+    if not readable.any():
+        raise AnnotationError(f"{path}: none of its {len(files)} images is readable (e.g. "
+                              f"{files[0]!r} is not a JPEG/PNG image)")
+    if wrong:
+        file, width, height, (w, h) = wrong[0]
+        raise AnnotationError(
+            f"{path}: {len(wrong)} image(s) are not the size the annotations give, e.g. "
+            f"{file!r} is {w}x{h} but its entry says {width:g}x{height:g}"
+            + (" (rotated: an EXIF orientation applied after annotation?)"
+               if (w, h) == (int(round(height)), int(round(width))) else ""))
+    bad = [f for f, ok in zip(files, readable) if not ok]
+    if bad:
+        print(f"warning: {path}: {len(bad)} of {len(files)} images are unreadable and left "
+              f"out: {', '.join(os.path.basename(f) for f in bad[:5])}"
+              + (" ..." if len(bad) > 5 else ""), file=sys.stderr, flush=True)
+    return readable
 
 
 def _with_validation_json(config: DetectionDataConfig, files, boxes, classes, ids, names):
