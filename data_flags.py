@@ -35,7 +35,8 @@ def define(dataset_default, dataset_help: str, training: bool):
     flags.DEFINE_string("class_list", None, "Image folder: a text file naming every class in "
                         "label order, one per line (e.g. a pretrained model's labels.txt); "
                         "classes without images keep their label. Default: the sorted "
-                        "sub-folders, each holding images.")
+                        "sub-folders, each holding images. Mask folder: the names of class "
+                        "ids 0, 1, ... (default class_0, ...).")
     flags.DEFINE_string("data_dir", None, "tfds data_dir (prepared TFRecords).")
     flags.DEFINE_string("manual_dir", None,
                         "Folder with ILSVRC2012_img_train.tar / _val.tar to prepare ImageNet.")

@@ -280,6 +280,25 @@ def test_mask_folder_reads_images_and_masks(tmp_path):
     assert set(np.unique(mask.numpy())) <= {0, 1, 2, 255}
 
 
+def test_mask_folder_class_names_from_a_file_and_no_phantom_classes(tmp_path):
+    _write_folder(str(tmp_path / "data"), n=5)                # ids 0..2
+    base = dict(source="mask_folder", mask_folder=str(tmp_path / "data"), image_size=32,
+                held_out_fraction=0.2)
+    names = tmp_path / "names.txt"
+    names.write_text("road\ncar\nperson\nbicycle\n")
+    source = data_lib.open_source(data_lib.SegmentationDataConfig(**base,
+                                                                  class_list=str(names)))
+    assert source.class_names == ("road", "car", "person", "bicycle")   # named: may be unseen
+    with pytest.raises(data_lib.MaskError, match=r"ids up to 2 only: class\(es\) 3..4"):
+        data_lib.open_source(data_lib.SegmentationDataConfig(**base, num_classes=5))
+    with pytest.raises(data_lib.MaskError, match="names 4 classes"):
+        data_lib.open_source(data_lib.SegmentationDataConfig(**base, num_classes=3,
+                                                             class_list=str(names)))
+    names.write_text("road\ncar\n")
+    with pytest.raises(data_lib.MaskError, match=r"class id\(s\) \[2\] >= num_classes 2"):
+        data_lib.open_source(data_lib.SegmentationDataConfig(**base, class_list=str(names)))
+
+
 @pytest.mark.parametrize("bad,message", [("size", "is 40x29 but its image"),
                                          ("class", r"class id\(s\) \[7\] >= num_classes 3"),
                                          ("missing", "no mask for")])

@@ -57,6 +57,7 @@ class SegmentationDataConfig:
     max_scale: float = 2.0
     scale_step: float = 0.0               # DeepLab's scale_factor_step_size (0: uniform)
     scale_of: str = "crop"                # 'original': DeepLab's (image x s); 'crop': see augment
+    class_list: Optional[str] = None      # mask_folder: class names, one a line, id order
     shuffle_buffer: int = 100
 
     def validate(self):
@@ -99,7 +100,7 @@ class SegmentationSource:
 
 # ---- the image + mask folder ---------------------------------------------------------------
 def read_mask_folder(root: str, num_classes: Optional[int] = None):
-    """(image files, mask files, classes) from <root>/images and <root>/masks, checked: a
+    """(image files, mask files, classes, largest id) from <root>/images and <root>/masks: a
     missing mask, a mask whose size differs from its image, or a class id >= classes that is
     not 255 is a MaskError naming the file."""
     from PIL import Image
@@ -145,7 +146,7 @@ def read_mask_folder(root: str, num_classes: Optional[int] = None):
     classes = num_classes if num_classes is not None else max(largest + 1, 2)
     if classes >= IGNORE:
         raise MaskError(f"{root!r}: class ids reach {largest}; at most {IGNORE - 1} classes")
-    return image_files, mask_files, classes
+    return image_files, mask_files, classes, largest
 
 
 def _decode_mask(encoded):
@@ -153,8 +154,32 @@ def _decode_mask(encoded):
     return mask[..., 0]
 
 
+def folder_classes(config: SegmentationDataConfig):
+    """(image files, mask files, class names) of a mask folder. Names come from class_list
+    (its length is the class count); without it they are class_0.., and --num_classes beyond
+    the ids the masks hold is refused: those classes would never be seen, only predicted."""
+    from mobilenet_v3.data.image_folder import read_class_list
+    names = read_class_list(config.class_list) if config.class_list else None
+    if names is not None and config.num_classes is not None and \
+            config.num_classes != len(names):
+        raise MaskError(f"--num_classes={config.num_classes} but --class_list "
+                        f"{config.class_list!r} names {len(names)} classes")
+    wanted = len(names) if names is not None else config.num_classes
+    images, masks, classes, largest = read_mask_folder(config.mask_folder, wanted)
+    if names is None and config.num_classes is not None:
+        found = largest + 1
+        if found < config.num_classes:
+            raise MaskError(
+                f"{config.mask_folder!r}: --num_classes={config.num_classes}, but its masks "
+                f"hold ids up to {found - 1} only: class(es) {found}..{config.num_classes - 1} "
+                f"would never be trained. Leave --num_classes unset ({max(found, 2)} classes), "
+                "or name every class with --class_list")
+    names = names if names is not None else tuple(f"class_{i}" for i in range(classes))
+    return images, masks, names
+
+
 def _folder_source(config: SegmentationDataConfig) -> SegmentationSource:
-    images, masks, classes = read_mask_folder(config.mask_folder, config.num_classes)
+    images, masks, names = folder_classes(config)
     order = np.random.RandomState(config.seed).permutation(len(images))
     n_eval = int(round(len(images) * config.held_out_fraction))
     if n_eval < 1 or n_eval >= len(images):
@@ -174,7 +199,6 @@ def _folder_source(config: SegmentationDataConfig) -> SegmentationSource:
     def eval_examples():
         return tf.data.Dataset.from_tensor_slices(
             ([images[i] for i in held], [masks[i] for i in held])).map(read)
-    names = tuple(f"class_{i}" for i in range(classes))
     return SegmentationSource("mask_folder", names, len(train), len(held), eval_examples,
                               train_element=train_element)
 

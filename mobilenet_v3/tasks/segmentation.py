@@ -49,6 +49,7 @@ def data_config(options, image_size: int, seed: int):
         source=options["dataset"], image_size=image_size, seed=seed,
         num_classes=options["num_classes"] if "num_classes" in options.given else None,
         mask_folder=options["mask_folder"], held_out_fraction=options["held_out_fraction"],
+        class_list=options["class_list"] if "class_list" in options else None,
         data_dir=options["data_dir"], manual_dir=options["manual_dir"], **extra)
 
 
@@ -216,7 +217,7 @@ def evaluate(paths, config) -> Dict:
     if not config.mask_folder:
         raise ValueError("segmentation evaluation needs --mask_folder (images/ + masks/, "
                          "255 = ignore)")
-    images, masks, _ = data_lib.read_mask_folder(config.mask_folder)
+    images, masks, _, _ = data_lib.read_mask_folder(config.mask_folder)
     if config.max_examples:
         images, masks = images[:config.max_examples], masks[:config.max_examples]
     import tensorflow as tf
