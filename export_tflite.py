@@ -62,6 +62,9 @@ flags.DEFINE_integer("max_float_blocks", None, "int8: when pure int8 falls short
                      "(export/mixed_precision.py); 0 = pure int8. Default: detection and "
                      "segmentation 8, classification 0 (its pure int8 keeps float top-1).")
 flags.DEFINE_string("resolution", None, "Segmentation: export size HxW (default: trained).")
+flags.DEFINE_enum("nms", None, ["fast", "per_class"], "Detection: the file's NMS: fast (one "
+                  "class per box, TFLite's and the OD API export's default) or per_class (the "
+                  "op's use_regular_nms; slower on phones). Default: the model's setting.")
 flags.DEFINE_integer("check_images", 64, "Held-out images compared with the Keras model.")
 flags.DEFINE_integer("eval_images", 0, "Report top-1 over this many held-out images.")
 flags.DEFINE_integer("qat_steps", 200, "qat_int8: fine-tuning steps.")
@@ -107,7 +110,7 @@ def main(argv):
         qat_batch_size=FLAGS.qat_batch_size, qat_learning_rate=FLAGS.qat_learning_rate,
         qat_loss=FLAGS.qat_loss,
         overwrite=FLAGS.overwrite, seed=FLAGS.seed, max_float_blocks=FLAGS.max_float_blocks,
-        resolution=resolution)
+        resolution=resolution, nms=FLAGS.nms)
     try:
         config.validate()
         bad = [f for f in config.formats if f not in task.formats]

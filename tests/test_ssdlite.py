@@ -242,9 +242,12 @@ def test_export_runs_in_litert_and_agrees_with_keras():
                                                               [1]]
         it = tflite_inspect.interpreter(tflite, xnnpack=False)
         op = [o for o in it._get_ops_details() if o["op_name"] == exporter.POSTPROCESS_OP][0]
-        assert [d["index"] for d in it.get_output_details()] == list(op["outputs"])
+        outputs = [d["index"] for d in it.get_output_details()]
+        assert outputs[1:] == list(op["outputs"])[1:]      # boxes: clipped after the op
         ours = exporter.run(tflite, images[:4])
         assert ours[0]["boxes"].shape == (100, 4) and ours[0]["count"] > 0
+        boxes = np.concatenate([r["boxes"] for r in ours])
+        assert boxes.min() >= 0.0 and boxes.max() <= 1.0
         score = 0.5 * float(np.median([r["scores"][0] for r in ours]))
         agreement = exporter.agreement(ours, exporter.keras_detections(graph, config,
                                                                        images[:4]), score)
@@ -253,6 +256,17 @@ def test_export_runs_in_litert_and_agrees_with_keras():
             assert agreement["recall"] == 1.0 and agreement["max_box_diff"] < 1e-4
         else:
             assert described["xnnpack_partitions"] <= 4
+
+    # per-class NMS (the op's use_regular_nms) agrees with Keras' per-class post-processing
+    per_class = dataclasses.replace(config, ssd=dataclasses.replace(config.ssd,
+                                                                    per_class_nms=True))
+    graph = exporter.inference_model(model, per_class, "fused")
+    ours = exporter.run(exporter.convert(graph, per_class, "float32"), images[:4])
+    reference = exporter.keras_detections(graph, per_class, images[:4])
+    fast = exporter.keras_detections(graph, config, images[:4])
+    assert sum(int(r["count"]) for r in reference) != sum(int(r["count"]) for r in fast)
+    score = 0.5 * float(np.median([r["scores"][0] for r in ours]))
+    assert exporter.agreement(ours, reference, score)["recall"] > 0.95
 
 
 PY_FUNCTION_OPS = {"EagerPyFunc", "PyFunc", "PyFuncStateless"}

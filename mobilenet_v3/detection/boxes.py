@@ -9,7 +9,7 @@
   (every ground-truth box gets its best anchor), IoU similarity.
 """
 
-from typing import Tuple
+from typing import Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -101,12 +101,22 @@ def assign_targets(gt_boxes, gt_classes, anchor_boxes, scales
     return tf.cast(classes, tf.int32), codes
 
 
-def postprocess(box_encodings, class_logits, anchor_boxes, config: DetectorConfig):
-    """Batched detections like TFLite_Detection_PostProcess (fast NMS, one class per box):
-    (boxes [B, K, 4], classes [B, K] 0-based without background, scores [B, K], count [B])."""
+def postprocess(box_encodings, class_logits, anchor_boxes, config: DetectorConfig,
+                per_class: Optional[bool] = None):
+    """Batched detections like the exported files (TFLite_Detection_PostProcess, boxes clipped
+    to the image): (boxes [B, K, 4], classes [B, K] 0-based without background, scores [B, K],
+    count [B]). NMS per class when `per_class` (default: the config's per_class_nms; the op's
+    use_regular_nms), else fast NMS with one class per box (the op's default)."""
     ssd = config.ssd
-    boxes = decode(box_encodings, anchor_boxes, ssd.box_scales)
+    per_class = ssd.per_class_nms if per_class is None else per_class
+    boxes = decode(box_encodings, anchor_boxes, ssd.box_scales)    # clipped after NMS, as the op
     scores = tf.sigmoid(class_logits)[..., 1:]          # drop the background slot
+    if per_class:
+        b, s, c, n = tf.image.combined_non_max_suppression(
+            boxes[:, :, None, :], scores, ssd.max_detections, ssd.max_detections,
+            iou_threshold=ssd.iou_threshold, score_threshold=ssd.score_threshold,
+            clip_boxes=True)
+        return b, tf.cast(c, tf.int32), s, n
     best_class = tf.argmax(scores, axis=-1, output_type=tf.int32)
     best_score = tf.reduce_max(scores, axis=-1)
 
@@ -118,7 +128,8 @@ def postprocess(box_encodings, class_logits, anchor_boxes, config: DetectorConfi
         mask = tf.range(ssd.max_detections) < valid
         keep = tf.where(mask, keep, 0)
         zero = tf.zeros_like
-        return (tf.where(mask[:, None], tf.gather(b, keep), zero(tf.gather(b, keep))),
+        kept = tf.clip_by_value(tf.gather(b, keep), 0.0, 1.0)
+        return (tf.where(mask[:, None], kept, zero(kept)),
                 tf.where(mask, tf.gather(c, keep), 0),
                 tf.where(mask, tf.gather(s, keep), 0.0), valid)
     return tf.map_fn(one, (boxes, best_score, best_class),

@@ -75,21 +75,11 @@ def keras_predictor(model, config, nms: str = "per_class") -> Callable:
     if nms not in NMS_RULES:
         raise CocoEvalError(f"nms must be one of {NMS_RULES}, got {nms!r}")
     anchors = tf.constant(box_lib.anchors(config))
-    ssd = config.ssd
 
     def predict(images):
         enc, logits = model(images, training=False)
-        if nms == "fast":
-            b, c, s, n = (t.numpy() for t in box_lib.postprocess(enc, logits, anchors, config))
-        else:
-            decoded = box_lib.decode(enc, anchors, ssd.box_scales)
-            scores = tf.sigmoid(logits)[..., 1:]
-            result = tf.image.combined_non_max_suppression(
-                decoded[:, :, None, :], scores, ssd.max_detections, ssd.max_detections,
-                iou_threshold=ssd.iou_threshold, score_threshold=ssd.score_threshold,
-                clip_boxes=True)
-            b, s, c, n = (t.numpy() for t in result)
-            c = c.astype(np.int32)
+        b, c, s, n = (t.numpy() for t in box_lib.postprocess(
+            enc, logits, anchors, config, per_class=nms == "per_class"))
         return [{"boxes": b[r], "classes": c[r], "scores": s[r], "count": n[r]}
                 for r in range(len(b))]
     return predict

@@ -2,8 +2,9 @@
 
 The exported graph: image [1, H, W, 3] in [-1, 1] -> backbone + SSDLite head -> sigmoid scores
 -> TFLite_Detection_PostProcess (decodes boxes against constant center-size anchors with the
-10/10/5/5 scales, fast NMS, one class per box) -> boxes [1, K, 4] (ymin, xmin, ymax, xmax,
-normalised), classes [1, K] (0-based, background excluded), scores [1, K], count [1].
+10/10/5/5 scales; fast NMS with one class per box, or per-class NMS when the config's
+per_class_nms) -> boxes clipped to [0, 1] [1, K, 4] (ymin, xmin, ymax, xmax, normalised),
+classes [1, K] (0-based, background excluded), scores [1, K], count [1].
 The op is produced the way the OD API's export_tflite_graph_lib_tf2 does it: an empty
 tf.function whose `experimental_implements` signature the converter legalises to the op.
 LiteRT resolves it as a builtin custom op, so no extra library is needed.
@@ -48,7 +49,7 @@ def _signature(config: DetectorConfig) -> str:
     y, x, h, w = ssd.box_scales
     attrs = [("max_detections", "i", ssd.max_detections), ("max_classes_per_detection", "i", 1),
              ("detections_per_class", "i", ssd.max_detections),
-             ("use_regular_nms", "b", "false"),
+             ("use_regular_nms", "b", "true" if ssd.per_class_nms else "false"),
              ("nms_score_threshold", "f", ssd.score_threshold),
              ("nms_iou_threshold", "f", ssd.iou_threshold), ("y_scale", "f", y),
              ("x_scale", "f", x), ("h_scale", "f", h), ("w_scale", "f", w),
@@ -98,7 +99,11 @@ def _converter(model: tf_keras.Model, config: DetectorConfig):
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, "image")])
     def detect(image):
         box_encodings, scores = network(image)
-        return holder.postprocess(box_encodings, scores, tf.constant(module.anchors))
+        boxes, classes, scores, count = holder.postprocess(box_encodings, scores,
+                                                           tf.constant(module.anchors))
+        # the op does not clip: boxes past the image edge would reach the app (and the
+        # evaluator) as they are
+        return tf.clip_by_value(boxes, 0.0, 1.0), classes, scores, count
     holder.detect = detect
     # The converter legalises `implements` composites when it imports a SavedModel; this one
     # holds no variables, so writing it is quick. It is read at each convert().
@@ -154,7 +159,11 @@ def outputs_in_detection_order(tflite: bytes) -> bytes:
     if len(ops) != 1:
         raise ValueError(f"expected one {POSTPROCESS_OP} op, found {len(ops)}")
     wanted = [int(i) for i in ops[0].outputs]
-    if sorted(wanted) != sorted(int(i) for i in graph.outputs):
+    outputs = [int(i) for i in graph.outputs]
+    clipped = [i for i in outputs if i not in wanted]       # the boxes, clipped after the op
+    if len(clipped) == 1 and wanted[0] not in outputs:
+        wanted[0] = clipped[0]
+    if sorted(wanted) != sorted(outputs):
         raise ValueError(f"the file's outputs are not the {POSTPROCESS_OP} op's")
     graph.outputs = np.array(wanted, np.int32)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
@@ -166,7 +175,7 @@ def run(tflite: bytes, images: np.ndarray, num_threads: int = 1) -> List[Dict[st
     op = [o for o in it._get_ops_details() if o["op_name"] == POSTPROCESS_OP]
     if len(op) != 1:
         raise ValueError(f"expected one {POSTPROCESS_OP} op in the file, found {len(op)}")
-    outputs = list(op[0]["outputs"])
+    outputs = [d["index"] for d in it.get_output_details()]    # boxes (clipped), classes, ...
     inp = it.get_input_details()[0]
     results = []
     for image in images:

@@ -62,6 +62,7 @@ class ExportConfig:
     seed: int = 0
     max_float_blocks: Optional[int] = None   # int8 detection/segmentation: float islands
     resolution: Optional[Tuple[int, int]] = None   # segmentation: export size HxW
+    nms: Optional[str] = None                 # detection: 'fast' | 'per_class' (None: the model's)
 
     def validate(self):
         if not [f for f in self.formats if f]:

@@ -89,11 +89,24 @@ MIN_SCORE = 0.3
 
 
 def postprocess_tensors(tflite: bytes):
-    """Indices of the tensors around the post-processing op (float by design)."""
+    """Indices of the tensors around the post-processing op and of the ops after it (the
+    boxes' clip): float by design."""
     from mobilenet_v3.analysis import tflite_inspect
     it = tflite_inspect.interpreter(tflite, xnnpack=False)
-    return {int(i) for op in it._get_ops_details() if op["op_name"] == POSTPROCESS_OP
-            for i in list(op["inputs"]) + list(op["outputs"])}
+    ops = it._get_ops_details()
+    allowed = {int(i) for op in ops if op["op_name"] == POSTPROCESS_OP
+               for i in list(op["inputs"]) + list(op["outputs"])}
+    after = {int(i) for op in ops if op["op_name"] == POSTPROCESS_OP for i in op["outputs"]}
+    while True:
+        downstream = [op for op in ops if op["op_name"] != POSTPROCESS_OP
+                      and after & {int(i) for i in op["inputs"]}
+                      and not {int(i) for i in op["outputs"]} <= after]
+        if not downstream:
+            return allowed
+        for op in downstream:
+            io = {int(i) for i in list(op["inputs"]) + list(op["outputs"])}
+            allowed |= io
+            after |= {int(i) for i in op["outputs"]}
 
 
 def export_model(model, det, labels, calibration, check, config, log=print) -> Dict[str, Dict]:
@@ -121,6 +134,9 @@ def export(path, config, data=None, log=print) -> Dict[str, Dict]:
     from mobilenet_v3.export import task_export
     trained = load(path)
     det = trained.config
+    if getattr(config, "nms", None):
+        det = dataclasses.replace(det, ssd=dataclasses.replace(
+            det.ssd, per_class_nms=config.nms == "per_class"))
     size = det.input_shape[0]
     recorded = dataclasses.replace(trained.data, image_size=size) if trained.data else None
     if data is not None:

@@ -47,6 +47,7 @@ class SSDLiteConfig:
     score_threshold: float = 1e-8
     iou_threshold: float = 0.6
     max_detections: int = 100
+    per_class_nms: bool = False    # NMS per class (the op's use_regular_nms) vs fast, class-agnostic
 
     @property
     def num_layers(self) -> int:
