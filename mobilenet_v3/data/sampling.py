@@ -43,3 +43,13 @@ def sample_images(source, image_size: int, split: str, count: int, seed: int = 0
     if not images:
         raise ValueError(f"no readable images in the {split} split of the {source.name} data")
     return np.concatenate(images), np.concatenate(labels)
+
+
+def held_out_split(count: int, fraction: float, seed: int, error: type, where: str):
+    """(held-out rows, training rows) of `count` examples: `fraction` of them, chosen by `seed`;
+    `error(message)` when that leaves either side empty."""
+    order = np.random.RandomState(seed).permutation(count)
+    n_eval = int(round(count * fraction))
+    if n_eval < 1 or n_eval >= count:
+        raise error(f"{where!r}: {count} images are too few for a {fraction:.0%} held-out split")
+    return order[:n_eval], order[n_eval:]

@@ -18,6 +18,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from mobilenet_v3.data import sampling
 from mobilenet_v3.data.pipeline import positioned_examples
 from mobilenet_v3.data.preprocessing import decode_image, to_unit_range
 from mobilenet_v3.detection import boxes as box_lib, coco_categories, synthetic
@@ -236,12 +237,9 @@ def _folder_source(config: DetectionDataConfig) -> DetectionSource:
             config, files, boxes, classes, ids, names)
         train = np.random.RandomState(config.seed).permutation(train)
     else:
-        order = np.random.RandomState(config.seed).permutation(len(files))
-        n_eval = int(round(len(files) * config.held_out_fraction))
-        if n_eval < 1 or n_eval >= len(files):
-            raise AnnotationError(f"{config.detection_folder!r}: {len(files)} images are too "
-                                  f"few for a {config.held_out_fraction:.0%} held-out split")
-        held, train = order[:n_eval], order[n_eval:]
+        held, train = sampling.held_out_split(len(files), config.held_out_fraction,
+                                              config.seed, AnnotationError,
+                                              config.detection_folder)
 
     def tensors(rows):
         return (tf.constant([files[r] for r in rows]), tf.constant(boxes[rows]),

@@ -15,6 +15,7 @@ from typing import Callable, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
+from mobilenet_v3.data import sampling
 from mobilenet_v3.data.pipeline import eval_steps, positioned_examples
 from mobilenet_v3.data.preprocessing import decode_image, to_unit_range
 from mobilenet_v3.segmentation import synthetic
@@ -180,12 +181,8 @@ def folder_classes(config: SegmentationDataConfig):
 
 def _folder_source(config: SegmentationDataConfig) -> SegmentationSource:
     images, masks, names = folder_classes(config)
-    order = np.random.RandomState(config.seed).permutation(len(images))
-    n_eval = int(round(len(images) * config.held_out_fraction))
-    if n_eval < 1 or n_eval >= len(images):
-        raise MaskError(f"{config.mask_folder!r}: {len(images)} images are too few for a "
-                        f"{config.held_out_fraction:.0%} held-out split")
-    held, train = order[:n_eval], order[n_eval:]
+    held, train = sampling.held_out_split(len(images), config.held_out_fraction, config.seed,
+                                          MaskError, config.mask_folder)
     t_images = tf.constant([images[i] for i in train])
     t_masks = tf.constant([masks[i] for i in train])
 

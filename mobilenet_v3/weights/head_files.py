@@ -103,32 +103,35 @@ def kind_of(path: str) -> Optional[str]:
 
 # --------------------------------------------------------------------------- reading
 
-def _ssdlite_tensors(values: Dict[str, np.ndarray], origin: str) -> List[Tensor]:
-    from mobilenet_v3.weights import official_ssdlite as od
+def _tensors(values: Dict[str, np.ndarray], origin: str, place_of: Callable, epsilon_of: Callable,
+             model: str) -> List[Tensor]:
+    """{file name: value} -> Tensors via `place_of(name)` -> (layer, attr) or None."""
     out = []
     for name, value in values.items():
-        place = od.keras_weight_name(name)
+        place = place_of(name)
         if place is None:
-            raise ArchitectureMismatchError(f"{origin!r}: {name!r} has no place in our SSDLite "
-                                            "(not a variable of the OD API's SSDLite-MobileNetV3)")
-        layer, attr = place.split("/")
+            raise ArchitectureMismatchError(f"{origin!r}: {name!r} {tuple(np.shape(value))} has "
+                                            f"no place in our {model}")
+        layer, attr = place
         out.append(Tensor(name, layer, attr, np.asarray(value, np.float32),
-                          od.OD_API_BN_EPSILON if attr in BN_ATTRS else None))
+                          epsilon_of(layer) if attr in BN_ATTRS else None))
     return out
+
+
+def _ssdlite_tensors(values: Dict[str, np.ndarray], origin: str) -> List[Tensor]:
+    from mobilenet_v3.weights import official_ssdlite as od
+
+    def place_of(name):
+        place = od.keras_weight_name(name)
+        return None if place is None else tuple(place.split("/"))
+    return _tensors(values, origin, place_of, lambda layer: od.OD_API_BN_EPSILON,
+                    "SSDLite (not a variable of the OD API's SSDLite-MobileNetV3)")
 
 
 def _deeplab_tensors(values: Dict[str, np.ndarray], origin: str) -> List[Tensor]:
     from mobilenet_v3.weights import deeplab_graph
-    out = []
-    for name, value in values.items():
-        place = deeplab_graph.keras_weight(name)
-        if place is None:
-            raise ArchitectureMismatchError(f"{origin!r}: {name!r} {tuple(np.shape(value))} has "
-                                            "no place in our LR-ASPP segmenter")
-        layer, attr = place
-        out.append(Tensor(name, layer, attr, np.asarray(value, np.float32),
-                          deeplab_graph.file_epsilon(layer) if attr in BN_ATTRS else None))
-    return out
+    return _tensors(values, origin, deeplab_graph.keras_weight, deeplab_graph.file_epsilon,
+                    "LR-ASPP segmenter")
 
 
 def _our_tensors(path: str) -> HeadFile:
