@@ -261,7 +261,11 @@ def test_export_runs_in_litert_and_agrees_with_keras():
     per_class = dataclasses.replace(config, ssd=dataclasses.replace(config.ssd,
                                                                     per_class_nms=True))
     graph = exporter.inference_model(model, per_class, "fused")
-    ours = exporter.run(exporter.convert(graph, per_class, "float32"), images[:4])
+    tflite = exporter.convert(graph, per_class, "float32")
+    assert exporter.postprocess_options(tflite)["use_regular_nms"]
+    assert not exporter.postprocess_options(exporter.convert(graph, config, "float32"))[
+        "use_regular_nms"]
+    ours = exporter.run(tflite, images[:4])
     reference = exporter.keras_detections(graph, per_class, images[:4])
     fast = exporter.keras_detections(graph, config, images[:4])
     assert sum(int(r["count"]) for r in reference) != sum(int(r["count"]) for r in fast)

@@ -169,6 +169,18 @@ def outputs_in_detection_order(tflite: bytes) -> bytes:
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model))
 
 
+def postprocess_options(tflite: bytes) -> Dict:
+    """The post-processing op's attributes as the file stores them (max_detections,
+    num_classes, use_regular_nms, nms_iou_threshold, the box scales, ...)."""
+    from flatbuffers import flexbuffers
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    for op in model.subgraphs[0].operators:
+        if model.operatorCodes[op.opcodeIndex].customCode == POSTPROCESS_OP.encode():
+            return dict(flexbuffers.Loads(bytes(op.customOptions)))
+    raise ValueError(f"no {POSTPROCESS_OP} op in the file")
+
+
 def run(tflite: bytes, images: np.ndarray, num_threads: int = 1) -> List[Dict[str, np.ndarray]]:
     """Runs the file over `images` one by one; the op's four outputs by name, batch dropped."""
     it = tflite_inspect.interpreter(tflite, num_threads=num_threads)

@@ -168,7 +168,9 @@ def evaluate(paths, config) -> Dict:
             size = int(it.get_input_details()[0]["shape"][1])
             slots = _file_slots(path, content)
             predict = coco_eval.tflite_predictor(content, config.num_threads)
-            kind, nms = "tflite", "fast (in the file)"
+            from mobilenet_v3.export.detection import postprocess_options
+            regular = postprocess_options(content).get("use_regular_nms")
+            kind, nms = "tflite", f"{'per_class' if regular else 'fast'} (in the file)"
         else:
             trained = load(path)
             size, slots = trained.config.input_shape[0], trained.config.classes
