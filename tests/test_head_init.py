@@ -274,3 +274,42 @@ def test_convert_writes_a_segmenter_folder_from_deeplabs_graph(tmp_path):
     assert trained.config.input_shape == (129, 129, 3) and trained.config.seg.gate == "hard_sigmoid"
     with pytest.raises(FileExistsError):
         convert.convert(GRAPH, str(tmp_path / "dl"), resolution=129)
+
+
+@pytest.mark.slow
+def test_a_float_detector_tflite_imports_verified_and_an_int8_one_is_refused(tmp_path):
+    """Our own exported detector (BN folded, names converted): matched by name and shape,
+    verified against the file's own outputs; integer files and other architectures refused."""
+    from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from mobilenet_v3.export import detection as exporter
+    from mobilenet_v3.modeling.heads.ssdlite import DetectorConfig, build_ssdlite
+    from mobilenet_v3.weights import detector_tflite
+    config = DetectorConfig.create(classes=4, name="small", alpha=0.35, reduced_tail=True,
+                                   input_shape=(64, 64, 3), include_preprocessing=False)
+    tf.keras.utils.set_random_seed(1)
+    model = build_ssdlite(config)
+    images = np.random.RandomState(0).uniform(-1, 1, (8, 64, 64, 3)).astype(np.float32)
+    calibrate_batch_norm(model, images)
+    graph = exporter.inference_model(model, config, "fused")
+    path = tmp_path / "det_float32.tflite"
+    path.write_bytes(exporter.convert(graph, config, "float32"))
+    assert head_files.kind_of(str(path)) == head_files.SSDLITE
+
+    task = _detection_task(tmp_path, str(path), size=64, classes=3)
+    imported, line = _started(task)
+    assert "tflite" in line and "classes kept" in line and "re-estimated" in line, line
+    for a, b in zip(imported(images[:2], training=False), model(images[:2], training=False)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-3 * np.abs(b.numpy()).max())
+
+    task = _detection_task(tmp_path, str(path), size=64, classes=5)     # other classes
+    _, line = _started(task)
+    assert "6 class layers new" in line, line
+    task = _detection_task(tmp_path, str(path), size=64, classes=3, alpha=0.5)
+    initialize = task.initializer()
+    with pytest.raises(ArchitectureMismatchError, match="first layer that disagrees"):
+        initialize(task.build_model())
+    int8 = tmp_path / "det_int8.tflite"
+    int8.write_bytes(exporter.convert(exporter.inference_model(model, config, "unfused"),
+                                      config, "int8", lambda: iter(images)))
+    with pytest.raises(Exception, match="integer weights"):
+        detector_tflite.load(build_ssdlite(config), str(int8))

@@ -87,12 +87,18 @@ def initializer(path: str, task: str, backbone: ModelConfig,
 
     def initialize(model: tf_keras.Model) -> str:
         if source.head is not None:
-            summary = head_files.load(model, source.head.tensors, is_class_layer, path)
+            summary = source.head.load_into(model, is_class_layer)
             new = summary["new_layers"]
-            return (f"initialized from {path} ({source.head.kind} {source.head.fmt}): "
+            line = (f"initialized from {path} ({source.head.kind} {source.head.fmt}): "
                     f"{summary['tensors']} tensors"
                     + (f"; {len(new)} class layers new for this run's classes ({', '.join(new)})"
                        if new else "; the file's classes kept"))
+            if source.head.bn_folded:
+                batches = list(images())
+                count = transfer.restandardize_batch_norm(model, model.layers, batches)
+                line += (f"; BN statistics of {count} layers re-estimated on "
+                         f"{sum(int(b.shape[0]) for b in batches)} training images (BN folded)")
+            return line
         summary = load_backbone(model, backbone, source.backbone)
         line = (f"initialized the backbone from {path} ({summary['format']}"
                 f"{', BN folded' if summary['bn_folded'] else ''}): {summary['loaded']} of "

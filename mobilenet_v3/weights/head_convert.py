@@ -27,11 +27,16 @@ def _shape(head: head_files.HeadFile, layer: str, attr: str = "kernel") -> Tuple
 
 
 def _ssdlite_configs(head, size):
-    from mobilenet_v3.weights import official_ssdlite as od
-    boxes, classes = _shape(head, "ssd_box0_predict"), _shape(head, "ssd_class0_predict")
-    anchors = boxes[-1] // 4
-    slots = classes[-1] // anchors
     import dataclasses
+    from mobilenet_v3.weights import official_ssdlite as od
+    if head.fmt == "tflite":
+        from mobilenet_v3.weights import detector_tflite
+        facts = detector_tflite.file_facts(head.origin)
+        slots, size = facts["slots"], size or facts["size"]
+    else:
+        boxes, classes = _shape(head, "ssd_box0_predict"), _shape(head, "ssd_class0_predict")
+        slots = classes[-1] // (boxes[-1] // 4)
+        size = size or (320, 320)
     base = od.official_small_config()
     for name in NAMES:
         model = base.model.replace(input_shape=(size[0], size[1], 3))
@@ -55,7 +60,7 @@ def build(head: head_files.HeadFile, size: Optional[Tuple[int, int]] = None):
     """(model with the file's weights, its config, load summary)."""
     if head.kind == head_files.SSDLITE:
         from mobilenet_v3.modeling.heads.ssdlite import build_ssdlite as builder
-        candidates = _ssdlite_configs(head, size or (320, 320))
+        candidates = _ssdlite_configs(head, size)
     elif head.kind == head_files.DEEPLAB:
         from mobilenet_v3.modeling.heads.lraspp import build_segmenter as builder
         from mobilenet_v3.weights import deeplab_graph
@@ -68,7 +73,7 @@ def build(head: head_files.HeadFile, size: Optional[Tuple[int, int]] = None):
         config.validate()
         model = builder(config)
         try:
-            return model, config, head_files.load(model, head.tensors, origin=head.origin)
+            return model, config, head.load_into(model)
         except ArchitectureMismatchError as e:
             errors.append(e)
     raise errors[0]

@@ -3,7 +3,9 @@
 What `kind_of` recognises:
   ssdlite  the OD API's SSDLite-MobileNetV3 (`ssd_mobilenet_v3_{small,large}_coco`): its
            `model.ckpt` (a prefix, or a folder holding one) with FeatureExtractor/ and
-           BoxPredictor_ variables, or the Core ML conversion `ssd_mobilenet.mlmodel`;
+           BoxPredictor_ variables, the Core ML conversion `ssd_mobilenet.mlmodel`, or a float
+           detector .tflite (ours or its model.tflite: weights matched by shape and verified,
+           detector_tflite);
   deeplab  DeepLab's MobileNetV3 LR-ASPP (`deeplab_mnv3_*`): `frozen_inference_graph.pb`, or a
            `model.ckpt` with MobilenetV3/ and aspp0 / image_pooling variables;
   ours     a detection or segmentation run folder (or model.keras beside its
@@ -51,8 +53,17 @@ class HeadFile:
     kind: str                       # SSDLITE, DEEPLAB or OURS
     task: str                       # "detection" or "segmentation"
     origin: str
-    fmt: str                        # mlmodel, od_api_checkpoint, frozen_graph, ...
+    fmt: str                        # mlmodel, od_api_checkpoint, frozen_graph, tflite, ...
     tensors: List[Tensor]
+    # files without names (a detector .tflite) load through their own matcher instead:
+    # loader(model, is_class_layer) -> summary like `load`'s
+    loader: Optional[Callable] = None
+    bn_folded: bool = False
+
+    def load_into(self, model, is_class_layer: Callable[[str], bool] = lambda name: False):
+        if self.loader is not None:
+            return self.loader(model, is_class_layer)
+        return load(model, self.tensors, is_class_layer, self.origin)
 
 
 # --------------------------------------------------------------------------- recognising
@@ -84,6 +95,9 @@ def kind_of(path: str) -> Optional[str]:
     path = os.fspath(path)
     if path.lower().endswith(".mlmodel"):
         return SSDLITE
+    if path.lower().endswith(".tflite"):
+        from mobilenet_v3.weights import detector_tflite
+        return SSDLITE if detector_tflite.is_detector_file(path) else None
     if path.lower().endswith(".pb") or (
             os.path.isdir(path) and os.path.isfile(os.path.join(path,
                                                                 "frozen_inference_graph.pb"))
@@ -161,6 +175,11 @@ def read(path: str) -> HeadFile:
     kind = kind_of(path)
     if kind == OURS:
         return _our_tensors(path)
+    if kind == SSDLITE and path.lower().endswith(".tflite"):
+        from mobilenet_v3.weights import detector_tflite
+        return HeadFile(kind, "detection", path, "tflite", [], bn_folded=True,
+                        loader=lambda model, is_class: detector_tflite.load(model, path,
+                                                                             is_class))
     if kind == SSDLITE:
         from mobilenet_v3.weights import official_ssdlite as od
         if path.lower().endswith(".mlmodel"):

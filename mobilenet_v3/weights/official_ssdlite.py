@@ -119,13 +119,20 @@ def keras_weight_name(tf_name: str) -> Optional[str]:
     for leaf, weight in _LEAVES.items():
         if not tf_name.endswith("/" + leaf):
             continue
-        scope = tf_name[:-len(leaf) - 1]
-        for pattern, layer_of in _SCOPES:
-            match = pattern.fullmatch(scope)
-            if match:
-                layer = layer_of(match)
-                return f"{layer}_bn/{weight}" if leaf.startswith("BatchNorm/") \
-                    else f"{layer}/{weight}"
+        layer = layer_of_scope(tf_name[:-len(leaf) - 1])
+        if layer is not None:
+            return f"{layer}_bn/{weight}" if leaf.startswith("BatchNorm/") \
+                else f"{layer}/{weight}"
+    return None
+
+
+def layer_of_scope(scope: str) -> Optional[str]:
+    """Our layer for an OD API layer scope ('BoxPredictor_0/ClassPredictor' ->
+    'ssd_class0_predict'), or None."""
+    for pattern, layer_of in _SCOPES:
+        match = pattern.fullmatch(scope)
+        if match:
+            return layer_of(match)
     return None
 
 
