@@ -237,8 +237,12 @@ def test_train_py_starts_a_segmenter_from_deeplab_and_refuses_bad_files(tmp_path
     cases = [tiny + [f"--model_dir={tmp_path / 'ok'}", f"--init_weights={GRAPH}"],
              tiny + [f"--model_dir={tmp_path / 'det'}", "--task=detection",
                      f"--init_weights={tmp_path / 'broken.mlmodel'}"],
-             tiny + [f"--model_dir={tmp_path / 'missing'}", "--init_weights=/nonexistent.pb"]]
-    ok, broken, missing = run_cases("train.py", cases)
+             tiny + [f"--model_dir={tmp_path / 'missing'}", "--init_weights=/nonexistent.pb"],
+             tiny + [f"--model_dir={tmp_path / 'misfit'}", f"--init_weights={GRAPH}",
+                     "--alpha=0.75"]]
+    ok, broken, missing, misfit = run_cases("train.py", cases)
+    assert misfit["code"] == 1 and "first tensor that disagrees" in misfit["stderr"], misfit
+    assert not (tmp_path / "misfit" / "train_config.json").exists()   # nothing recorded
     assert ok["code"] == 0, ok["stderr"][-3000:]
     assert "initialized from" in ok["stdout"] and "2 class layers new" in ok["stdout"]
     for result, words in ((broken, "broken.mlmodel"), (missing, "/nonexistent.pb")):

@@ -326,3 +326,25 @@ def test_eval_step_is_pure_tf_and_scores_like_eager_collection(tmp_path):
     assert result["mAP50"] == pytest.approx(expected["mAP50"], abs=1e-6)
     assert result["examples"] == 10 and set(result) == {"mAP", "mAP50", "examples", "ema",
                                                          "step"}
+
+
+def test_run_reads_boxes_classes_scores_count_in_any_output_order():
+    """The mixed int8 search scores files straight from the converter (its own output order,
+    scores first); run() must read the same detections as from the reordered file."""
+    from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from mobilenet_v3.export import detection as exporter
+    config = DetectorConfig.create(classes=3, name="small", alpha=0.35, reduced_tail=True,
+                                   input_shape=(64, 64, 3), include_preprocessing=False)
+    tf.keras.utils.set_random_seed(0)
+    model = build_ssdlite(config)
+    images = np.random.RandomState(0).uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32)
+    calibrate_batch_norm(model, images)
+    graph = exporter.inference_model(model, config, "fused")
+    with exporter._converter(graph, config) as converter:
+        raw = converter.convert()                       # before outputs_in_detection_order
+    ordered = exporter.outputs_in_detection_order(raw)
+    a, b = exporter.run(raw, images[:2]), exporter.run(ordered, images[:2])
+    for x, y in zip(a, b):
+        assert x["boxes"].shape == (100, 4) and x["count"].shape == ()
+        for key in exporter.OUTPUTS:
+            np.testing.assert_array_equal(x[key], y[key])

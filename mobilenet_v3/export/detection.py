@@ -181,13 +181,24 @@ def postprocess_options(tflite: bytes) -> Dict:
     raise ValueError(f"no {POSTPROCESS_OP} op in the file")
 
 
+def output_tensors(it, op) -> List[int]:
+    """Tensor indices of boxes (clipped), classes, scores, count: the op's outputs with its
+    boxes replaced by the clip's, in any file, reordered (outputs_in_detection_order) or not
+    (the mixed int8 search scores files straight from the converter)."""
+    outputs = [int(i) for i in op["outputs"]]
+    extra = [d["index"] for d in it.get_output_details() if d["index"] not in outputs]
+    if len(extra) == 1:
+        outputs[0] = int(extra[0])
+    return outputs
+
+
 def run(tflite: bytes, images: np.ndarray, num_threads: int = 1) -> List[Dict[str, np.ndarray]]:
     """Runs the file over `images` one by one; the op's four outputs by name, batch dropped."""
     it = tflite_inspect.interpreter(tflite, num_threads=num_threads)
     op = [o for o in it._get_ops_details() if o["op_name"] == POSTPROCESS_OP]
     if len(op) != 1:
         raise ValueError(f"expected one {POSTPROCESS_OP} op in the file, found {len(op)}")
-    outputs = [d["index"] for d in it.get_output_details()]    # boxes (clipped), classes, ...
+    outputs = output_tensors(it, op[0])
     inp = it.get_input_details()[0]
     results = []
     for image in images:

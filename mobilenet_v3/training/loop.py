@@ -57,6 +57,13 @@ class Trainer:
         self._initializer = (self.task.initializer()
                              if self.run_dir.latest_checkpoint() is None else None)
         self._build(batch)
+        # ... and loaded now too: a file that does not fit the built model fails before the
+        # run folder holds a record (a corrected rerun then starts cleanly)
+        self._init_line = None
+        if self._initializer is not None:
+            self._init_line = self._initializer(self.model)
+            ema.reset_averages(self.model, self.optimizer)
+        self._initializer = None
         self.compiled = CompiledSteps(self.strategy, self.task, self.model, self.optimizer,
                                       self.policy)
         self._frozen = False
@@ -97,13 +104,10 @@ class Trainer:
     def restore_or_initialize(self) -> int:
         """The newest checkpoint if there is one, else the task's pretrained weights (with the
         EMA restarted from them); returns the step."""
-        resumed = self.run_dir.latest_checkpoint() is not None
         step = self.checkpoints.restore(self.progress.warn)
-        if not resumed and self._initializer is not None:
-            line = self._initializer(self.model)
-            ema.reset_averages(self.model, self.optimizer)
-            self.progress.say(line)
-        self._initializer = None
+        if self._init_line is not None and not step:
+            self.progress.say(self._init_line)
+        self._init_line = None
         return step
 
     # ---- freezing -----------------------------------------------------------------------
