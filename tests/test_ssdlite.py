@@ -248,6 +248,9 @@ def test_export_runs_in_litert_and_agrees_with_keras():
         assert ours[0]["boxes"].shape == (100, 4) and ours[0]["count"] > 0
         boxes = np.concatenate([r["boxes"] for r in ours])
         assert boxes.min() >= 0.0 and boxes.max() <= 1.0
+        names = [o["op_name"] for o in it._get_ops_details()]
+        tail = names[names.index(exporter.POSTPROCESS_OP) + 1:]
+        assert tail and not {"QUANTIZE", "DEQUANTIZE"} & set(tail), tail   # the clip: float
         score = 0.5 * float(np.median([r["scores"][0] for r in ours]))
         agreement = exporter.agreement(ours, exporter.keras_detections(graph, config,
                                                                        images[:4]), score)

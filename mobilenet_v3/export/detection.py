@@ -142,8 +142,28 @@ def convert_int8(model: tf_keras.Model, config: DetectorConfig, images: Sequence
     Returns (file, {"calibration": ..., "mixed": ...})."""
     with _converter(model, config) as converter:
         tflite, report = mixed_precision.convert(converter, images, agreement or (lambda _: 1.0),
-                                                 policy, io_dtype)
+                                                 policy, io_dtype, keep_float=after_postprocess)
     return outputs_in_detection_order(tflite), report
+
+
+def after_postprocess(tflite: bytes) -> List[str]:
+    """Names of the tensors the ops after the post-processing op make (the boxes' clip): they
+    stay float, or int8 would round the box coordinates to 1/256 of the image."""
+    it = tflite_inspect.interpreter(tflite, xnnpack=False)
+    ops = it._get_ops_details()
+    names = {t["index"]: t["name"] for t in it.get_tensor_details()}
+    made = {int(i) for op in ops if op["op_name"] == POSTPROCESS_OP for i in op["outputs"]}
+    found: List[str] = []
+    while True:
+        downstream = [op for op in ops if op["op_name"] != POSTPROCESS_OP
+                      and made & {int(i) for i in op["inputs"]}
+                      and not {int(i) for i in op["outputs"]} <= made]
+        if not downstream:
+            return found
+        for op in downstream:
+            for i in op["outputs"]:
+                made.add(int(i))
+                found.append(names[int(i)])
 
 
 def outputs_in_detection_order(tflite: bytes) -> bytes:

@@ -146,16 +146,21 @@ def search(calibrated: bytes, quantize: Callable[[Optional[List[str]]], bytes],
 
 
 def convert(converter, images: Sequence[np.ndarray], agreement: Callable[[bytes], float],
-            policy: MixedPolicy, io_dtype) -> Tuple[bytes, Dict]:
-    """A configured converter's int8 file: exact ranges, then `search`.
+            policy: MixedPolicy, io_dtype,
+            keep_float: Optional[Callable[[bytes], List[str]]] = None) -> Tuple[bytes, Dict]:
+    """A configured converter's int8 file: exact ranges, then `search`. `keep_float(calibrated)`
+    names tensors that stay float in every file (a task's float-by-design tail).
     Returns (file, {"calibration": ..., "mixed": ...})."""
     import tensorflow as tf
     images = [np.asarray(x, np.float32) for x in images]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     calibrated, summary = exact.calibrate(converter, images, io_dtype)
-    result = search(calibrated,
-                    lambda nodes: exact.quantize(converter, calibrated, io_dtype, nodes),
-                    agreement, policy)
+    fixed = nodes_for(calibrated, keep_float(calibrated)) if keep_float else []
+
+    def quantize(nodes):
+        chosen = sorted(set(nodes or []) | set(fixed))
+        return exact.quantize(converter, calibrated, io_dtype, chosen or None)
+    result = search(calibrated, quantize, agreement, policy)
     summary = dict(summary, widened=sorted(summary["widened"]))
     return result.tflite, {"calibration": summary, "mixed": result.report()}
