@@ -194,7 +194,14 @@ def test_deeplab_checkpoint_and_frozen_graph_start_a_segmenter(tmp_path):
     config = deeplab_graph.deeplab_small_config(129, 257)
     reference = build_segmenter(config)
     deeplab_graph.load_into(reference, values)
-    for path in (GRAPH, str(tmp_path / "model.ckpt"), str(tmp_path)):
+    import tarfile                      # the zoo's archive layout: one top folder
+    archive = tmp_path / "deeplab_mnv3_small_cityscapes_trainfine_2019_11_15.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for f in tmp_path.glob("model.ckpt*"):
+            tar.add(f, arcname=f"deeplab_mnv3_small_cityscapes_trainfine/{f.name}")
+        tar.add(GRAPH, arcname="deeplab_mnv3_small_cityscapes_trainfine/"
+                               "frozen_inference_graph.pb")
+    for path in (GRAPH, str(tmp_path / "model.ckpt"), str(tmp_path), str(archive)):
         assert head_files.kind_of(path) == head_files.DEEPLAB, path
         model = build_segmenter(config)
         line = head_init.initializer(path, "segmentation", config.model,

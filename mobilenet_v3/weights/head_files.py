@@ -90,9 +90,32 @@ def _our_head_type(path: str) -> Optional[str]:
     return None
 
 
+def _archive_names(path: str) -> List[str]:
+    import tarfile
+    try:
+        with tarfile.open(path) as tar:
+            return [m.name for m in tar.getmembers() if m.isfile()]
+    except (tarfile.TarError, EOFError, OSError) as e:
+        raise CorruptWeightsError(f"{path!r} is not a readable archive (truncated "
+                                  f"download?): {e}") from None
+
+
+def _archive_kind(names: List[str]) -> Optional[str]:
+    """The OD API's zoo archives hold pipeline.config; DeepLab's a frozen graph and no
+    pipeline.config; the classification ones neither."""
+    if any(n.endswith("pipeline.config") for n in names):
+        return SSDLITE
+    if any(n.endswith("frozen_inference_graph.pb") for n in names):
+        return DEEPLAB
+    return None
+
+
 def kind_of(path: str) -> Optional[str]:
     """SSDLITE, DEEPLAB, OURS or None (not a whole detector / segmenter file)."""
     path = os.fspath(path)
+    from mobilenet_v3.weights import archive
+    if archive.is_archive(path):
+        return _archive_kind(_archive_names(path))
     if path.lower().endswith(".mlmodel"):
         return SSDLITE
     if path.lower().endswith(".tflite"):
@@ -169,9 +192,37 @@ def _our_tensors(path: str) -> HeadFile:
     return HeadFile(OURS, task, path, "mobilenet_v3", out)
 
 
+def _read_archive(path: str) -> HeadFile:
+    """A zoo archive (.tar.gz): its checkpoint (else its frozen graph) read from a temporary
+    extraction; the tensors are in memory when the folder goes."""
+    import tarfile
+    import tempfile
+    wanted = (".index", "frozen_inference_graph.pb", "pipeline.config")
+    with tempfile.TemporaryDirectory(prefix="mobilenet_v3_head_") as tmp:
+        try:
+            with tarfile.open(path) as tar:
+                members = [m for m in tar.getmembers() if m.isfile() and (
+                    m.name.endswith(wanted) or ".data-" in m.name)]
+                tar.extractall(tmp, members=members, filter="data")
+        except (tarfile.TarError, EOFError, OSError) as e:
+            raise CorruptWeightsError(f"{path!r} cannot be extracted (truncated download?): "
+                                      f"{e}") from None
+        found = sorted(glob.glob(os.path.join(tmp, "**", "*.index"), recursive=True)) or \
+            sorted(glob.glob(os.path.join(tmp, "**", "frozen_inference_graph.pb"),
+                             recursive=True))
+        if not found:
+            raise CorruptWeightsError(f"{path!r} holds neither a checkpoint nor a frozen graph")
+        inner = found[0][:-len(".index")] if found[0].endswith(".index") else found[0]
+        head = read(inner)
+    return dataclasses.replace(head, origin=path, fmt=head.fmt + " in archive")
+
+
 def read(path: str) -> HeadFile:
     """The tensors of a whole detector / segmenter file (kind_of(path) must not be None)."""
     path = os.fspath(path)
+    from mobilenet_v3.weights import archive
+    if archive.is_archive(path):
+        return _read_archive(path)
     kind = kind_of(path)
     if kind == OURS:
         return _our_tensors(path)
