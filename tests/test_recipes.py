@@ -35,9 +35,16 @@ def test_the_recipes_parse_refuse_missing_data_and_train(tmp_path):
     for result, folder, optimizer, schedule in ((det, "det", "momentum", "cosine"),
                                                 (seg, "seg", "momentum", "poly")):
         assert result["code"] == 0, result["stderr"][-3000:]
+        assert "step 1/3" in result["stdout"] and "ETA " in result["stdout"]   # time left
         record = json.loads((tmp_path / folder / "train_config.json").read_text())
         assert record["optimizer"]["name"] == optimizer and not record["optimizer"]["use_ema"]
         assert record["schedule"]["kind"] == schedule
         assert record["model"]["bn_momentum"] in (0.97, 0.9997)
     assert json.loads((tmp_path / "seg" / "train_config.json").read_text())["data"][
         "scale_of"] == "original"
+
+
+def test_time_left_reads_like_a_clock():
+    from mobilenet_v3.training.loop import format_duration
+    assert [format_duration(s) for s in (0.4, 45, 61, 750, 3600, 11100.2)] == [
+        "0s", "45s", "1m01s", "12m30s", "1h00m", "3h05m"]

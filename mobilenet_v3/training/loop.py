@@ -345,8 +345,11 @@ class Progress:
             print(f"warning: {text}", file=sys.stderr, flush=True)
 
     def train_line(self, step: int, total: int, task_text: str, lr: float,
-                   images_per_sec: float, skipped: float):
+                   images_per_sec: float, skipped: float,
+                   seconds_left: Optional[float] = None):
         self.say(f"step {step}/{total}  {task_text}  lr {lr:.5g}  {images_per_sec:.1f} img/s"
+                 + (f"  ETA {format_duration(seconds_left)}" if seconds_left is not None
+                    and step < total else "")
                  + (f"  skipped {int(skipped)} unreadable files" if skipped else ""))
 
     def eval_line(self, result: Dict, task_text: str):
@@ -371,7 +374,10 @@ class Progress:
         skipped = sums.get("skipped", 0.0)
         self.scalars("train", step, dict(values, learning_rate=lr,
                                          images_per_sec=images_per_sec, skipped_files=skipped))
-        self.train_line(step, total, task.format_values(values), lr, images_per_sec, skipped)
+        # the rate of the last window (the first one includes tracing: it overestimates)
+        seconds_left = window.seconds() / max(steps, 1) * (total - step)
+        self.train_line(step, total, task.format_values(values), lr, images_per_sec, skipped,
+                        seconds_left)
 
 
 class _Window:
@@ -400,6 +406,16 @@ def _check_batch_fits_replicas(config: TrainConfig, replicas: int):
         if value % replicas:
             raise ValueError(f"{name}={value} is not divisible by the {replicas} "
                              "replicas; the per-replica batch must be whole")
+
+
+def format_duration(seconds: float) -> str:
+    """45s, 12m30s, 3h05m: the time left of a progress line."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
 def _to_next(step: int, every: int) -> int:
