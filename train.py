@@ -69,9 +69,10 @@ flags.DEFINE_string("init_weights", None,
                     "model.keras. Its architecture must be --model/--alpha/--minimalistic. "
                     "Loads the backbone and the head conv; the logits too when the file has "
                     "the dataset's classes, else they are new. Detection / segmentation: "
-                    "also a whole detector (OD API SSDLite model.ckpt or its .mlmodel, our "
-                    "detection run) or segmenter (DeepLab frozen_inference_graph.pb or "
-                    "model.ckpt, our segmentation run), class layers new when the classes "
+                    "also a whole detector (OD API SSDLite model.ckpt, its .mlmodel or a float "
+                    "detector .tflite, our detection run) or segmenter (DeepLab "
+                    "frozen_inference_graph.pb or model.ckpt, our segmentation run), or a zoo "
+                    ".tar.gz holding one; class layers new when the classes "
                     "differ; a classification file gives the backbone, rows of another shape "
                     "(reduced tail, RF2) new.")
 flags.DEFINE_float("freeze_backbone_epochs", 0.0,
