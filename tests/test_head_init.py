@@ -1,4 +1,4 @@
-"""--init_weights for detection and segmentation runs (training/head_init.py, weights/head_files.py):
+"""--init_weights for detection and segmentation runs (training/transfer.py, weights/head_files.py):
 a classifier's backbone into a reduced-tail detector / RF2 segmenter, the official SSDLite from an
 OD API checkpoint, DeepLab's segmenter from its checkpoint and frozen graph, and the refusals.
 
@@ -17,7 +17,7 @@ import tensorflow as tf
 from conftest import run_cases
 from mobilenet_v3 import ModelConfig
 from mobilenet_v3.modeling.builders import build_model
-from mobilenet_v3.training import TrainConfig, head_init
+from mobilenet_v3.training import TrainConfig, transfer
 from mobilenet_v3.weights import head_files
 from mobilenet_v3.weights.convert import write_folder
 from mobilenet_v3.weights.errors import ArchitectureMismatchError
@@ -149,7 +149,7 @@ def test_the_official_detector_from_an_od_api_checkpoint(tmp_path):
     config = od.official_small_config()
     direct, _ = od.load_official_small(MLMODEL, config)
     imported = build_ssdlite(config)
-    initialize = head_init.initializer(str(folder), "detection", config.model,
+    initialize = transfer.head_initializer(str(folder), "detection", config.model,
                                        lambda n: n.startswith("ssd_class"), lambda: [])
     line = initialize(imported)
     assert "od_api_checkpoint" in line and "350 tensors" in line and "classes kept" in line
@@ -204,7 +204,7 @@ def test_deeplab_checkpoint_and_frozen_graph_start_a_segmenter(tmp_path):
     for path in (GRAPH, str(tmp_path / "model.ckpt"), str(tmp_path), str(archive)):
         assert head_files.kind_of(path) == head_files.DEEPLAB, path
         model = build_segmenter(config)
-        line = head_init.initializer(path, "segmentation", config.model,
+        line = transfer.head_initializer(path, "segmentation", config.model,
                                      lambda n: n.startswith("seg_logits"), lambda: [])(model)
         assert "217 tensors" in line, line
         for a, b in zip(model.get_weights(), reference.get_weights()):

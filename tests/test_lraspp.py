@@ -338,7 +338,8 @@ def test_train_export_and_refusals(tmp_path):
         common + ["--synthetic_train_examples=64", "--synthetic_eval_examples=8",
                   "--batch_size=8", "--train_steps=2", "--log_every_steps=1",
                   "--base_learning_rate=0.5", "--base_batch_size=4096"]])
-    assert refused["code"] == 1 and "from scratch" in refused["stderr"]
+    assert refused["code"] == 1 and "x.tflite" in refused["stderr"]      # named, not found
+    assert "not found" in refused["stderr"] and "Traceback" not in refused["stderr"]
     assert run["code"] == 0, run["stderr"][-2000:]
     assert "mIoU" in run["stdout"]
     out = tmp_path / "tflite"

@@ -349,5 +349,7 @@ def test_run_reads_boxes_classes_scores_count_in_any_output_order():
     a, b = exporter.run(raw, images[:2]), exporter.run(ordered, images[:2])
     for x, y in zip(a, b):
         assert x["boxes"].shape == (100, 4) and x["count"].shape == ()
-        for key in exporter.OUTPUTS:
-            np.testing.assert_array_equal(x[key], y[key])
+        n = int(y["count"])                  # past the count the op leaves memory as it was
+        assert int(x["count"]) == n and n > 0
+        for key in ("boxes", "classes", "scores"):
+            np.testing.assert_array_equal(x[key][:n], y[key][:n])

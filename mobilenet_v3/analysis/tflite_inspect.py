@@ -104,3 +104,15 @@ def output_ranks(tflite: bytes) -> List[int]:
 
 def has_op(tflite: bytes, name: str) -> bool:
     return name in op_names(tflite)
+
+
+def custom_op_options(tflite: bytes, op_name: str) -> dict:
+    """The attributes a custom op (e.g. TFLite_Detection_PostProcess) stores in the file
+    (its flexbuffer custom options), as a dict."""
+    from flatbuffers import flexbuffers
+    from tensorflow.lite.tools import flatbuffer_utils
+    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
+    for op in model.subgraphs[0].operators:
+        if model.operatorCodes[op.opcodeIndex].customCode == op_name.encode():
+            return dict(flexbuffers.Loads(bytes(op.customOptions)))
+    raise ValueError(f"no {op_name} op in the file")

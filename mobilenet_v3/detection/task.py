@@ -21,7 +21,7 @@ from mobilenet_v3.modeling.heads.ssdlite import DetectorConfig, SSDLiteConfig, b
 from mobilenet_v3.training.config import TrainConfig
 from mobilenet_v3.training.task import Task
 
-CALIBRATION_BATCH = 16     # x head_init.CALIBRATION_BATCHES images re-estimate a folded BN
+CALIBRATION_BATCH = 16     # x transfer.HEAD_CALIBRATION_BATCHES images re-estimate a folded BN
 FOCAL_ALPHA = 0.75
 FOCAL_GAMMA = 2.0
 
@@ -95,17 +95,17 @@ class DetectionTask(Task):
 
     def initializer(self):
         """--init_weights: a detector (all of it, the class predictors when the classes
-        agree) or a classification file (its backbone); training/head_init.py."""
+        agree) or a classification file (its backbone); training/transfer.py."""
         if not self.config.init_weights:
             return None
-        from mobilenet_v3.training import head_init
+        from mobilenet_v3.training import transfer
         batch = min(self.config.global_batch_size, CALIBRATION_BATCH)
 
         def images():
             data = data_lib.train_dataset(self.source, self.data, self._config, batch,
                                           tf.distribute.InputContext(), 0)
-            return (b[0] for b in data.take(head_init.CALIBRATION_BATCHES))
-        return head_init.initializer(self.config.init_weights, "detection", self._config.model,
+            return (b[0] for b in data.take(transfer.HEAD_CALIBRATION_BATCHES))
+        return transfer.head_initializer(self.config.init_weights, "detection", self._config.model,
                                      is_class_layer, images)
 
     def backbone_layers(self, model):

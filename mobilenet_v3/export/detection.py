@@ -192,13 +192,7 @@ def outputs_in_detection_order(tflite: bytes) -> bytes:
 def postprocess_options(tflite: bytes) -> Dict:
     """The post-processing op's attributes as the file stores them (max_detections,
     num_classes, use_regular_nms, nms_iou_threshold, the box scales, ...)."""
-    from flatbuffers import flexbuffers
-    from tensorflow.lite.tools import flatbuffer_utils
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite))
-    for op in model.subgraphs[0].operators:
-        if model.operatorCodes[op.opcodeIndex].customCode == POSTPROCESS_OP.encode():
-            return dict(flexbuffers.Loads(bytes(op.customOptions)))
-    raise ValueError(f"no {POSTPROCESS_OP} op in the file")
+    return tflite_inspect.custom_op_options(tflite, POSTPROCESS_OP)
 
 
 def output_tensors(it, op) -> List[int]:

@@ -5,7 +5,7 @@ Evaluation: each step's k x k confusion matrix over non-ignored pixels is a log 
 gathers to the host, where the matrices of every replica and batch are summed (int64, exact);
 mIoU = mean over classes present (in labels or predictions) of TP / (TP + FP + FN). The paper
 trains from scratch; `--init_weights` starts from DeepLab's files or a classifier's backbone
-(training/head_init.py).
+(training/transfer.py).
 """
 
 from typing import Dict, List, Optional
@@ -20,7 +20,7 @@ from mobilenet_v3.training.config import TrainConfig
 from mobilenet_v3.training.task import Task
 
 IGNORE = data_lib.IGNORE
-CALIBRATION_BATCH = 8      # x head_init.CALIBRATION_BATCHES images re-estimate a folded BN
+CALIBRATION_BATCH = 8      # x transfer.HEAD_CALIBRATION_BATCHES images re-estimate a folded BN
 CLASS_LAYERS = ("seg_logits", "seg_logits_high", "seg_logits_low")
 
 
@@ -96,17 +96,17 @@ class SegmentationTask(Task):
 
     def initializer(self):
         """--init_weights: a segmenter (all of it, the logits when the classes agree) or a
-        classification file (its backbone); training/head_init.py."""
+        classification file (its backbone); training/transfer.py."""
         if not self.config.init_weights:
             return None
-        from mobilenet_v3.training import head_init
+        from mobilenet_v3.training import transfer
         batch = min(self.config.global_batch_size, CALIBRATION_BATCH)
 
         def images():
             data = data_lib.train_dataset(self.source, self.data, batch,
                                           tf.distribute.InputContext(), 0)
-            return (b[0] for b in data.take(head_init.CALIBRATION_BATCHES))
-        return head_init.initializer(self.config.init_weights, "segmentation",
+            return (b[0] for b in data.take(transfer.HEAD_CALIBRATION_BATCHES))
+        return transfer.head_initializer(self.config.init_weights, "segmentation",
                                      self._config.model, is_class_layer, images)
 
     def train_dataset(self, input_context, start_step):

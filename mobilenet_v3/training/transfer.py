@@ -16,11 +16,12 @@ are therefore re-estimated on a few training batches, with gamma and beta change
 network computes exactly what the file does (`restandardize_batch_norm`).
 Freezing sets `trainable=False` on the backbone's layers (Keras' transfer-learning recipe),
 which also runs its BatchNorm in inference mode: statistics and weights stay as imported.
+Detection and segmentation runs: the last section (`head_initializer`).
 """
 
 import dataclasses
 import os
-from typing import Dict, List
+from typing import Callable, Dict, Iterable, List, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -31,6 +32,7 @@ from mobilenet_v3.modeling.config import ModelConfig
 from mobilenet_v3.training import run_dir as run_dir_lib
 from mobilenet_v3.weights import assign as assign_lib
 from mobilenet_v3.weights import detect as detect_lib
+from mobilenet_v3.weights import head_files
 from mobilenet_v3.weights import loader
 from mobilenet_v3.weights import plan as plan_lib
 from mobilenet_v3.weights.errors import ArchitectureMismatchError, NotMobileNetV3Error, WeightsError
@@ -194,3 +196,129 @@ def describe(summary: Dict) -> str:
     return (f"initialized from {summary['source']} ({summary['format']}"
             f"{', BN folded' if summary['bn_folded'] else ''}): {summary['loaded']}, {head}"
             + restandardized)
+
+
+# ---- detection and segmentation runs --------------------------------------------------------
+# `--init_weights` of a detection or segmentation run.
+#
+# Two kinds of file start a detector or segmenter:
+#
+# * a whole detector / segmenter of the run's task (`weights/head_files`: the OD API's
+#   SSDLite-MobileNetV3, DeepLab's LR-ASPP, our own runs): every tensor loads, the class layers
+#   too when the run has the file's classes; otherwise they stay new, for the dataset's classes.
+#   A tensor of another shape anywhere else is refused by name (the run's architecture or head
+#   settings are not the file's).
+# * a classification file (what a classification run's `--init_weights` takes: official .tflite
+#   / .tgz / TF-Slim checkpoint, keras.applications .h5, our classifier runs): its backbone loads
+#   into the run's backbone row by row. The rows the run changes have other shapes and stay as
+#   built, and the log names them: the detector's reduced tail (paper 6.3: the channels between
+#   C4 and C5 halved) and RF2's halved last stage. Output stride changes no shape. A BN-folded
+#   file (TFLite) has its BN statistics re-estimated on training images, the function unchanged
+#   (`transfer.restandardize_batch_norm`), as classification transfer learning does.
+
+HEAD_CALIBRATION_BATCHES = 4     # batches of training images that re-estimate a folded BN
+
+
+@dataclasses.dataclass
+class HeadSource:
+    path: str
+    head: Optional[head_files.HeadFile] = None           # a whole detector / segmenter
+    backbone: Optional[InitSource] = None                # a classification file
+
+
+def our_head_file(path: str) -> head_files.HeadFile:
+    """A detection / segmentation run (or convert folder) of this package as a head file."""
+    from mobilenet_v3.weights import head_tensors
+    trained = run_dir_lib.load_head_model(path, lambda flat: flat, lambda record: None)
+    task = head_files.HEAD_TYPE_KIND[trained.config.get("head_type")]
+    return head_files.HeadFile(head_files.OURS, task, path, "mobilenet_v3",
+                               head_tensors.model_tensors(trained.model))
+
+
+def read_head_source(path: str, task: str, backbone: ModelConfig) -> HeadSource:
+    """Reads and checks `path` for a `task` run whose backbone is `backbone` (errors now)."""
+    try:
+        kind = head_files.kind_of(path)
+        if kind is not None:
+            head = our_head_file(path) if kind == head_files.OURS else head_files.read(path)
+            if head.task != task:
+                raise ArchitectureMismatchError(
+                    f"{path!r} holds a {head.task} model ({head.fmt}); a {task} run starts "
+                    f"from a {task} model or from a classification file (its backbone)")
+            return HeadSource(path, head=head)
+    except (WeightsError, run_dir_lib.RunFolderError) as e:
+        raise type(e)(f"init_weights: {e}") from None
+    return HeadSource(path, backbone=read_source(path, backbone))
+
+
+def load_backbone(model: tf_keras.Model, backbone: ModelConfig,
+                  source: InitSource) -> Dict:
+    """The classification file's backbone rows into the model's backbone; rows of another
+    shape stay as built. Returns what was loaded and what was not."""
+    config = backbone.replace(include_top=False)
+    bound = plan_lib.bind_layers(backbone_layers(model), config, model.name)
+    count = len(plan_lib.plan(source.config.replace(include_top=False)))
+    entries = source.weights.entries[:count]
+    if count != len(bound):
+        raise ArchitectureMismatchError(
+            f"init_weights {source.weights.origin!r}: its backbone has {count} conv layers, "
+            f"the run's {len(bound)}")
+    fits = [b.slot.shape == e.shape and b.slot.kind == e.kind for b, e in zip(bound, entries)]
+    assign_lib.write([b for b, ok in zip(bound, fits) if ok],
+                     [e for e, ok in zip(entries, fits) if ok], source.weights)
+    fresh = [b.conv.name for b, ok in zip(bound, fits) if not ok]
+    return {"source": source.weights.origin, "format": source.weights.fmt,
+            "bn_folded": source.weights.bn_folded, "loaded": sum(fits), "layers": len(bound),
+            "fresh": fresh}
+
+
+def head_initializer(path: str, task: str, backbone: ModelConfig,
+                is_class_layer: Callable[[str], bool],
+                images: Callable[[], Iterable]) -> Callable[[tf_keras.Model], str]:
+    """Task.initializer for a head task: reads now, loads into the built model later.
+
+    `images()` yields batches of training images (re-estimating a BN-folded file's BN
+    statistics); `is_class_layer(name)` tells the layers that depend on the classes.
+    """
+    source = read_head_source(path, task, backbone)
+
+    def initialize(model: tf_keras.Model) -> str:
+        if source.head is not None:
+            summary = source.head.load_into(model, is_class_layer)
+            new = summary["new_layers"]
+            line = (f"initialized from {path} ({source.head.kind} {source.head.fmt}): "
+                    f"{summary['tensors']} tensors"
+                    + (f"; {len(new)} class layers new for this run's classes ({', '.join(new)})"
+                       if new else "; the file's classes kept"))
+            if source.head.bn_folded:
+                batches = list(images())
+                count = restandardize_batch_norm(model, model.layers, batches)
+                line += (f"; BN statistics of {count} layers re-estimated on "
+                         f"{sum(int(b.shape[0]) for b in batches)} training images (BN folded)")
+            return line
+        summary = load_backbone(model, backbone, source.backbone)
+        line = (f"initialized the backbone from {path} ({summary['format']}"
+                f"{', BN folded' if summary['bn_folded'] else ''}): {summary['loaded']} of "
+                f"{summary['layers']} conv layers")
+        if summary["fresh"]:
+            line += (f"; {len(summary['fresh'])} of another shape in this run stay new "
+                     f"({describe_rows(summary['fresh'])})")
+        if summary["bn_folded"]:
+            batches = list(images())
+            count = restandardize_batch_norm(model, backbone_layers(model),
+                                                      batches)
+            line += (f"; BN statistics of {count} layers re-estimated on "
+                     f"{sum(int(b.shape[0]) for b in batches)} training images")
+        return line + "; the head starts new"
+    return initialize
+
+
+def describe_rows(layers: List[str]) -> str:
+    """'bneck10_expand, bneck10_depthwise, ...' shortened to the rows: 'bneck10-11, lastconv'."""
+    from mobilenet_v3.modeling import naming
+    rows = []
+    for name in layers:
+        row = naming.row_of(name)
+        if row not in rows:
+            rows.append(row)
+    return ", ".join(rows)

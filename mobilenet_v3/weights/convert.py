@@ -48,8 +48,10 @@ def convert(source: str, output: str, classes: Optional[int] = None,
     A whole detector / segmenter file goes to head_convert (its own sizes unless `resolution`)."""
     from mobilenet_v3.weights import head_convert, head_files
     if head_files.kind_of(source) in (head_files.SSDLITE, head_files.DEEPLAB):
-        return head_convert.convert(source, output, None if resolution is None else
-                                    (resolution, resolution), overwrite)
+        model, config, labels, summary = head_convert.from_file(
+            source, None if resolution is None else (resolution, resolution))
+        write_folder(model, config, output, overwrite, labels=labels)
+        return dict(summary, config=config.to_flat(), output=output)
     resolution = 224 if resolution is None else resolution
     weights = loader.read_weights(source)
     config = loader.convertible_config(weights, classes, (resolution, resolution, 3), **fixed)

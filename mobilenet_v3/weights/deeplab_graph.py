@@ -28,7 +28,7 @@ same sum merge, output stride 32, RF2, the hard-sigmoid gate relu6(x + 3) * 0.16
 """
 
 import re
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -36,6 +36,7 @@ import tensorflow as tf
 from mobilenet_v3.modeling import naming
 from mobilenet_v3.modeling.config import ModelConfig
 from mobilenet_v3.modeling.heads.lraspp import PREFIX, SegHeadConfig, SegmenterConfig
+from mobilenet_v3.weights import head_tensors
 from mobilenet_v3.weights.plan import ROOT
 from mobilenet_v3.weights.slim_checkpoint import SLIM_BN_EPSILON
 
@@ -237,11 +238,15 @@ def load_into(model, weights: Dict[str, np.ndarray]) -> Dict:
 
     Every tensor must have a place (`keras_weight`) of the same shape and every weight of the
     model must get one; otherwise ValueError naming the first tensor / weight at fault, and
-    nothing is written (head_files.load). Returns a summary.
+    nothing is written (head_tensors.load). Returns a summary.
     """
-    from mobilenet_v3.weights import head_files
-    return dict(head_files.load(model, head_files._deeplab_tensors(weights, "")),
-                bn_folded=False)
+    return dict(head_tensors.load(model, tensors(weights)), bn_folded=False)
+
+
+def tensors(values: Dict[str, np.ndarray], origin: str = "") -> List[head_tensors.Tensor]:
+    """DeepLab variables {tf name: value} with their place in our segmenter (`keras_weight`)."""
+    return head_tensors.tensors_of(values, origin, keras_weight, file_epsilon,
+                                   "LR-ASPP segmenter")
 
 
 def load_frozen_graph(model, path: str) -> Dict:

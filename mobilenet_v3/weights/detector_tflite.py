@@ -8,7 +8,7 @@ scopes), else by kind and kernel shape in execution order, written with identity
 the folded bias, and the result is verified: the model must reproduce the file's own box encodings (and class
 scores, when the classes are the file's) that feed its post-processing op, on a test image,
 or nothing is kept. Integer files are refused: their weights are rounded, no model reproduces
-them exactly. Fine-tuning from such a file re-estimates the BN statistics (head_init).
+them exactly. Fine-tuning from such a file re-estimates the BN statistics (training/transfer.py).
 """
 
 from typing import Callable, Dict, List, Optional
@@ -82,9 +82,9 @@ def _integer_weights(path: str):
 
 def file_facts(path: str) -> Dict:
     """Input size and class slots of a detector file (the op's num_classes + background)."""
-    from mobilenet_v3.export.detection import postprocess_options
+    from mobilenet_v3.analysis.tflite_inspect import custom_op_options
     with open(path, "rb") as f:
-        options = postprocess_options(f.read())
+        options = custom_op_options(f.read(), POSTPROCESS_OP)
     shape = _interpreter(path).get_input_details()[0]["shape"]
     return {"size": (int(shape[1]), int(shape[2])), "slots": int(options["num_classes"]) + 1}
 

@@ -11,7 +11,7 @@ Each candidate architecture is tried in turn; when none fits, the error of the f
 first tensor that disagrees.
 """
 
-from typing import Dict, List, Optional, Tuple
+from typing import List, Optional, Tuple
 
 from mobilenet_v3.weights import head_files
 from mobilenet_v3.weights.errors import ArchitectureMismatchError
@@ -88,11 +88,10 @@ def labels(head: head_files.HeadFile, config) -> List[str]:
     return [f"class_{k}" for k in range(config.classes)]
 
 
-def convert(source: str, output: str, size: Optional[Tuple[int, int]] = None,
-            overwrite: bool = False) -> Dict:
-    from mobilenet_v3.weights.convert import write_folder
+def from_file(source: str, size: Optional[Tuple[int, int]] = None):
+    """(model, config, labels, summary) of a whole detector / segmenter file; `convert`
+    writes them as a folder."""
     head = head_files.read(source)
     model, config, summary = build(head, size)
-    write_folder(model, config, output, overwrite, labels=labels(head, config))
-    return {"format": f"{head.kind} {head.fmt}", "config": config.to_flat(), "output": output,
-            "tensors": summary["tensors"], "task": head.task}
+    return model, config, labels(head, config), {
+        "format": f"{head.kind} {head.fmt}", "tensors": summary["tensors"], "task": head.task}

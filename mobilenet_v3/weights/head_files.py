@@ -11,7 +11,7 @@ What `kind_of` recognises:
   ours     a detection or segmentation run folder (or model.keras beside its
            model_config.json) of this package.
 Anything else (a classification .tflite / TF-Slim checkpoint / .h5 / run) is not a head file:
-only its backbone can start a detector or segmenter (`training/head_init.py`).
+only its backbone can start a detector or segmenter (`training/transfer.py`).
 
 `load(model, tensors, is_class_layer)` writes every tensor into the model built for the run,
 or nothing: a tensor without a place, or of another shape, is refused by name. The one
@@ -24,28 +24,15 @@ import dataclasses
 import glob
 import json
 import os
-from typing import Callable, Dict, List, Optional
-
-import numpy as np
-import tf_keras
+from typing import Callable, List, Optional
 
 from mobilenet_v3.weights import tf_checkpoint
-from mobilenet_v3.weights.errors import ArchitectureMismatchError, CorruptWeightsError
+from mobilenet_v3.weights.head_tensors import Tensor, load
+from mobilenet_v3.weights.errors import CorruptWeightsError
 
 SSDLITE, DEEPLAB, OURS = "ssdlite", "deeplab", "ours"
-BN_ATTRS = ("gamma", "beta", "moving_mean", "moving_variance")
-CONSTANT_LAYERS = ("seg_pool",)     # the gate's average pool as a frozen depthwise: built, not learnt
 HEAD_TYPE_KIND = {"ssdlite": "detection", "lraspp": "segmentation", "raspp": "segmentation"}
 KIND_TASK = {SSDLITE: "detection", DEEPLAB: "segmentation"}
-
-
-@dataclasses.dataclass
-class Tensor:
-    source: str                     # the name in the file, for messages
-    layer: str                      # our layer
-    attr: str                       # its Keras weight: kernel, depthwise_kernel, bias, gamma ...
-    value: np.ndarray
-    bn_epsilon: Optional[float] = None   # the file's BN epsilon (BN tensors only)
 
 
 @dataclasses.dataclass
@@ -140,58 +127,6 @@ def kind_of(path: str) -> Optional[str]:
 
 # --------------------------------------------------------------------------- reading
 
-def _tensors(values: Dict[str, np.ndarray], origin: str, place_of: Callable, epsilon_of: Callable,
-             model: str) -> List[Tensor]:
-    """{file name: value} -> Tensors via `place_of(name)` -> (layer, attr) or None."""
-    out = []
-    for name, value in values.items():
-        place = place_of(name)
-        if place is None:
-            raise ArchitectureMismatchError(f"{origin!r}: {name!r} {tuple(np.shape(value))} has "
-                                            f"no place in our {model}")
-        layer, attr = place
-        out.append(Tensor(name, layer, attr, np.asarray(value, np.float32),
-                          epsilon_of(layer) if attr in BN_ATTRS else None))
-    return out
-
-
-def _ssdlite_tensors(values: Dict[str, np.ndarray], origin: str) -> List[Tensor]:
-    from mobilenet_v3.weights import official_ssdlite as od
-
-    def place_of(name):
-        place = od.keras_weight_name(name)
-        return None if place is None else tuple(place.split("/"))
-    return _tensors(values, origin, place_of, lambda layer: od.OD_API_BN_EPSILON,
-                    "SSDLite (not a variable of the OD API's SSDLite-MobileNetV3)")
-
-
-def _deeplab_tensors(values: Dict[str, np.ndarray], origin: str) -> List[Tensor]:
-    from mobilenet_v3.weights import deeplab_graph
-    return _tensors(values, origin, deeplab_graph.keras_weight, deeplab_graph.file_epsilon,
-                    "LR-ASPP segmenter")
-
-
-def _our_tensors(path: str) -> HeadFile:
-    from mobilenet_v3.training import run_dir
-    try:
-        trained = run_dir.load_head_model(path, lambda flat: flat, lambda record: None)
-    except run_dir.RunFolderError as e:
-        raise CorruptWeightsError(str(e)) from None
-    task = HEAD_TYPE_KIND[_our_head_type(path)]
-    model = trained.model
-    out = []
-    for layer in model.layers:
-        if layer.name in CONSTANT_LAYERS:
-            continue
-        eps = float(layer.epsilon) if isinstance(
-            layer, tf_keras.layers.BatchNormalization) else None
-        for weight in layer.weights:
-            attr = weight.name.split("/")[-1].split(":")[0]
-            out.append(Tensor(f"{layer.name}/{attr}", layer.name, attr,
-                              np.asarray(weight.numpy(), np.float32), eps))
-    return HeadFile(OURS, task, path, "mobilenet_v3", out)
-
-
 def _read_archive(path: str) -> HeadFile:
     """A zoo archive (.tar.gz): its checkpoint (else its frozen graph) read from a temporary
     extraction; the tensors are in memory when the folder goes."""
@@ -224,8 +159,8 @@ def read(path: str) -> HeadFile:
     if archive.is_archive(path):
         return _read_archive(path)
     kind = kind_of(path)
-    if kind == OURS:
-        return _our_tensors(path)
+    if kind == OURS:        # a run folder: training.transfer.our_head_file reads it
+        raise CorruptWeightsError(f"{path!r} is a run of this package, not a file to import")
     if kind == SSDLITE and path.lower().endswith(".tflite"):
         from mobilenet_v3.weights import detector_tflite
         return HeadFile(kind, "detection", path, "tflite", [], bn_folded=True,
@@ -241,7 +176,7 @@ def read(path: str) -> HeadFile:
         else:
             values = tf_checkpoint.read(_checkpoint_prefix(path), od.MODEL_SCOPES, path)
             fmt = "od_api_checkpoint"
-        return HeadFile(kind, KIND_TASK[kind], path, fmt, _ssdlite_tensors(values, path))
+        return HeadFile(kind, KIND_TASK[kind], path, fmt, od.tensors(values, path))
     if kind == DEEPLAB:
         from mobilenet_v3.weights import deeplab_graph
         prefix = _checkpoint_prefix(path)
@@ -257,82 +192,7 @@ def read(path: str) -> HeadFile:
             except (OSError, ValueError) as e:
                 raise CorruptWeightsError(f"{graph!r}: {e}") from None
             fmt = "frozen_graph"
-        return HeadFile(kind, KIND_TASK[kind], path, fmt, _deeplab_tensors(values, path))
+        return HeadFile(kind, KIND_TASK[kind], path, fmt, deeplab_graph.tensors(values, path))
     raise CorruptWeightsError(f"{path!r} is not a detector or segmenter file")
 
 
-# --------------------------------------------------------------------------- writing
-
-def _batch_norm_values(values: Dict[str, np.ndarray], eps_file: float, eps_ours: float):
-    """The same normalisation under our epsilon: the difference goes into the variance
-    (var + eps_file - eps_ours), or into gamma where that would be negative."""
-    gamma, beta, mean, var = (values[k] for k in BN_ATTRS)
-    if not np.isclose(eps_file, eps_ours, rtol=1e-6, atol=0.0):
-        shifted = var + eps_file - eps_ours
-        if np.all(shifted >= 0):
-            var = shifted
-        else:
-            gamma = gamma * np.sqrt((var + eps_ours) / (var + eps_file))
-    return [gamma, beta, mean, var]
-
-
-def load(model: tf_keras.Model, tensors: List[Tensor],
-         is_class_layer: Callable[[str], bool] = lambda name: False, origin: str = "") -> Dict:
-    """Writes `tensors` into `model`, all or nothing; class layers of another shape stay new.
-
-    Raises ArchitectureMismatchError naming the first tensor without a place or of another
-    shape, or the first model weight no tensor fills.
-    """
-    where = f"{origin!r}: " if origin else ""
-    layers = {layer.name: layer for layer in model.layers}
-    plan: Dict[str, Dict[str, Tensor]] = {}
-    new_layers = set()
-    for t in tensors:
-        layer = layers.get(t.layer)
-        variable = getattr(layer, t.attr, None) if layer is not None else None
-        if variable is None:
-            raise ArchitectureMismatchError(
-                f"{where}{t.source!r} {tuple(t.value.shape)}: its place {t.layer}.{t.attr} is "
-                f"not in {model.name!r} (another architecture or head?)")
-        if tuple(variable.shape) != tuple(t.value.shape):
-            if is_class_layer(t.layer):
-                new_layers.add(t.layer)
-                continue
-            raise ArchitectureMismatchError(
-                f"{where}{t.source!r}: shape {tuple(t.value.shape)}, but {t.layer}.{t.attr} of "
-                f"{model.name!r} is {tuple(variable.shape)}: first tensor that disagrees")
-        if t.attr in plan.setdefault(t.layer, {}):
-            raise ArchitectureMismatchError(f"{where}{t.source!r} and "
-                                            f"{plan[t.layer][t.attr].source!r} both fill "
-                                            f"{t.layer}.{t.attr}")
-        plan[t.layer][t.attr] = t
-    for name in new_layers:
-        plan.pop(name, None)
-    for layer in model.layers:
-        if layer.name in CONSTANT_LAYERS or layer.name in new_layers:
-            continue
-        for variable in layer.weights:
-            attr = variable.name.split("/")[-1].split(":")[0]
-            if attr not in plan.get(layer.name, {}):
-                raise ArchitectureMismatchError(
-                    f"{where}model weight {layer.name}.{attr} {tuple(variable.shape)} has no "
-                    "tensor in the file (another architecture or head?)")
-    adjusted = []
-    for name, values in plan.items():
-        layer = layers[name]
-        if isinstance(layer, tf_keras.layers.BatchNormalization):
-            eps_ours = float(layer.epsilon)
-            eps_file = next(iter(values.values())).bn_epsilon
-            eps_file = eps_ours if eps_file is None else eps_file
-            if not np.isclose(eps_file, eps_ours, rtol=1e-6, atol=0.0):
-                adjusted.append(name)
-            arrays = {k: v.value for k, v in values.items()}
-            layer.set_weights([np.asarray(v, np.float32)
-                               for v in _batch_norm_values(arrays, eps_file, eps_ours)])
-        else:
-            for attr, t in values.items():
-                getattr(layer, attr).assign(t.value)
-    written = [t for values in plan.values() for t in values.values()]
-    return {"tensors": len(written), "layers": len(plan),
-            "weights": int(sum(t.value.size for t in written)),
-            "new_layers": sorted(new_layers), "bn_epsilon_adjusted": adjusted}

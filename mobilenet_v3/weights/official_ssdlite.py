@@ -311,11 +311,23 @@ def assign_weights(model, weights: Dict[str, np.ndarray]) -> Dict:
     Raises ValueError naming the first tensor (in the dict's order) with no place in the
     model or another shape, or else the first model weight that no tensor fills. BN
     moving variances are rebased from OD_API_BN_EPSILON to each BN layer's own epsilon
-    (head_files.load).
+    (head_tensors.load).
     """
-    from mobilenet_v3.weights import head_files
-    summary = head_files.load(model, head_files._ssdlite_tensors(weights, ""))
+    from mobilenet_v3.weights import head_tensors
+    summary = head_tensors.load(model, tensors(weights))
     return {"tensors": summary["tensors"], "values": summary["weights"]}
+
+
+def tensors(values: Dict[str, np.ndarray], origin: str = ""):
+    """OD API variables {name: value} with their place in our SSDLite (`keras_weight_name`)."""
+    from mobilenet_v3.weights import head_tensors
+
+    def place_of(name):
+        place = keras_weight_name(name)
+        return None if place is None else tuple(place.split("/"))
+    return head_tensors.tensors_of(values, origin, place_of, lambda layer: OD_API_BN_EPSILON,
+                                   "SSDLite (not a variable of the OD API's "
+                                   "SSDLite-MobileNetV3)")
 
 
 def load_official_small(mlmodel_path: str, config=None):
