@@ -76,3 +76,19 @@ def run_cases(script, cases, timeout=900):
             return json.load(f)
     finally:
         os.remove(results)
+
+
+def tiny_detector(classes=3, seed=0, images=8):
+    """(config, model, images): an SSDLite on Small 0.35 (reduced tail) at 64x64 with random
+    weights and BN statistics of `images` random [-1, 1] images (for export tests)."""
+    import numpy as np
+    import tensorflow as tf
+    from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from mobilenet_v3.modeling.heads.ssdlite import DetectorConfig, build_ssdlite
+    config = DetectorConfig.create(classes=classes, name="small", alpha=0.35, reduced_tail=True,
+                                   input_shape=(64, 64, 3), include_preprocessing=False)
+    tf.keras.utils.set_random_seed(seed)
+    model = build_ssdlite(config)
+    batch = np.random.RandomState(0).uniform(-1, 1, (images, 64, 64, 3)).astype(np.float32)
+    calibrate_batch_norm(model, batch)
+    return config, model, batch

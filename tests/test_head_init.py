@@ -291,16 +291,11 @@ def test_convert_writes_a_segmenter_folder_from_deeplabs_graph(tmp_path):
 def test_a_float_detector_tflite_imports_verified_and_an_int8_one_is_refused(tmp_path):
     """Our own exported detector (BN folded, names converted): matched by name and shape,
     verified against the file's own outputs; integer files and other architectures refused."""
-    from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from conftest import tiny_detector
     from mobilenet_v3.export import detection as exporter
-    from mobilenet_v3.modeling.heads.ssdlite import DetectorConfig, build_ssdlite
+    from mobilenet_v3.modeling.heads.ssdlite import build_ssdlite
     from mobilenet_v3.weights import detector_tflite
-    config = DetectorConfig.create(classes=4, name="small", alpha=0.35, reduced_tail=True,
-                                   input_shape=(64, 64, 3), include_preprocessing=False)
-    tf.keras.utils.set_random_seed(1)
-    model = build_ssdlite(config)
-    images = np.random.RandomState(0).uniform(-1, 1, (8, 64, 64, 3)).astype(np.float32)
-    calibrate_batch_norm(model, images)
+    config, model, images = tiny_detector(classes=4, seed=1)
     graph = exporter.inference_model(model, config, "fused")
     path = tmp_path / "det_float32.tflite"
     path.write_bytes(exporter.convert(graph, config, "float32"))

@@ -223,15 +223,10 @@ def test_tfds_coco_on_mock_data():
 
 @pytest.mark.slow
 def test_export_runs_in_litert_and_agrees_with_keras():
-    from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from conftest import tiny_detector
     from mobilenet_v3.analysis import tflite_inspect
     from mobilenet_v3.export import detection as exporter, report
-    config = DetectorConfig.create(classes=3, name="small", alpha=0.35, reduced_tail=True,
-                                   input_shape=(64, 64, 3), include_preprocessing=False)
-    tf.keras.utils.set_random_seed(0)
-    model = build_ssdlite(config)
-    images = np.random.RandomState(0).uniform(-1, 1, (8, 64, 64, 3)).astype(np.float32)
-    calibrate_batch_norm(model, images)
+    config, model, images = tiny_detector()
     for fmt, form in (("float32", "fused"), ("int8", "unfused")):
         graph = exporter.inference_model(model, config, form)
         tflite = exporter.convert(graph, config, fmt, lambda: iter(images))
@@ -334,14 +329,9 @@ def test_eval_step_is_pure_tf_and_scores_like_eager_collection(tmp_path):
 def test_run_reads_boxes_classes_scores_count_in_any_output_order():
     """The mixed int8 search scores files straight from the converter (its own output order,
     scores first); run() must read the same detections as from the reordered file."""
-    from mobilenet_v3.bench.calibration import calibrate_batch_norm
+    from conftest import tiny_detector
     from mobilenet_v3.export import detection as exporter
-    config = DetectorConfig.create(classes=3, name="small", alpha=0.35, reduced_tail=True,
-                                   input_shape=(64, 64, 3), include_preprocessing=False)
-    tf.keras.utils.set_random_seed(0)
-    model = build_ssdlite(config)
-    images = np.random.RandomState(0).uniform(-1, 1, (4, 64, 64, 3)).astype(np.float32)
-    calibrate_batch_norm(model, images)
+    config, model, images = tiny_detector(images=4)
     graph = exporter.inference_model(model, config, "fused")
     with exporter._converter(graph, config) as converter:
         raw = converter.convert()                       # before outputs_in_detection_order

@@ -146,26 +146,26 @@ def convert_int8(model: tf_keras.Model, config: DetectorConfig, images: Sequence
     return outputs_in_detection_order(tflite), report
 
 
+def ops_after_postprocess(ops) -> List[Dict]:
+    """The ops (interpreter op details) fed, directly or not, by the post-processing op."""
+    made = {int(i) for op in ops if op["op_name"] == POSTPROCESS_OP for i in op["outputs"]}
+    after: List[Dict] = []
+    while True:
+        downstream = [op for op in ops if op["op_name"] != POSTPROCESS_OP and op not in after
+                      and made & {int(i) for i in op["inputs"]}]
+        if not downstream:
+            return after
+        after += downstream
+        made |= {int(i) for op in downstream for i in op["outputs"]}
+
+
 def after_postprocess(tflite: bytes) -> List[str]:
     """Names of the tensors the ops after the post-processing op make (the boxes' clip): they
     stay float, or int8 would round the box coordinates to 1/256 of the image."""
     it = tflite_inspect.interpreter(tflite, xnnpack=False)
-    ops = it._get_ops_details()
     names = {t["index"]: t["name"] for t in it.get_tensor_details()}
-    made = {int(i) for op in ops if op["op_name"] == POSTPROCESS_OP for i in op["outputs"]}
-    found: List[str] = []
-    while True:
-        downstream = [op for op in ops if op["op_name"] != POSTPROCESS_OP
-                      and made & {int(i) for i in op["inputs"]}
-                      and not {int(i) for i in op["outputs"]} <= made]
-        if not downstream:
-            return found
-        for op in downstream:
-            for i in op["outputs"]:
-                made.add(int(i))
-                found.append(names[int(i)])
-
-
+    return [names[int(i)] for op in ops_after_postprocess(it._get_ops_details())
+            for i in op["outputs"]]
 def outputs_in_detection_order(tflite: bytes) -> bytes:
     """The file with its outputs as the post-processing op gives them: boxes, classes, scores,
     count (TFLite's detection convention: the OD API's TF1 files, and what MediaPipe and the

@@ -92,21 +92,10 @@ def postprocess_tensors(tflite: bytes):
     """Indices of the tensors around the post-processing op and of the ops after it (the
     boxes' clip): float by design."""
     from mobilenet_v3.analysis import tflite_inspect
-    it = tflite_inspect.interpreter(tflite, xnnpack=False)
-    ops = it._get_ops_details()
-    allowed = {int(i) for op in ops if op["op_name"] == POSTPROCESS_OP
-               for i in list(op["inputs"]) + list(op["outputs"])}
-    after = {int(i) for op in ops if op["op_name"] == POSTPROCESS_OP for i in op["outputs"]}
-    while True:
-        downstream = [op for op in ops if op["op_name"] != POSTPROCESS_OP
-                      and after & {int(i) for i in op["inputs"]}
-                      and not {int(i) for i in op["outputs"]} <= after]
-        if not downstream:
-            return allowed
-        for op in downstream:
-            io = {int(i) for i in list(op["inputs"]) + list(op["outputs"])}
-            allowed |= io
-            after |= {int(i) for i in op["outputs"]}
+    from mobilenet_v3.export.detection import ops_after_postprocess
+    ops = tflite_inspect.interpreter(tflite, xnnpack=False)._get_ops_details()
+    chosen = [op for op in ops if op["op_name"] == POSTPROCESS_OP] + ops_after_postprocess(ops)
+    return {int(i) for op in chosen for i in list(op["inputs"]) + list(op["outputs"])}
 
 
 def export_model(model, det, labels, calibration, check, config, log=print) -> Dict[str, Dict]:
