@@ -7,6 +7,7 @@ adb missing.
 
 import dataclasses
 import re
+import signal
 import subprocess
 from typing import Dict, List, Optional, Sequence
 
@@ -49,7 +50,7 @@ class Adb:
     def _call(self, args: Sequence[str], timeout: Optional[float]) -> subprocess.CompletedProcess:
         command = [self.path] + (["-s", self.serial] if self.serial else []) + list(args)
         try:
-            return subprocess.run(command, capture_output=True, text=True,
+            proc = subprocess.run(command, capture_output=True, text=True,
                                   timeout=timeout or self.timeout)
         except FileNotFoundError:
             raise DeviceError(f"adb not found ({self.path!r}): install Android platform-tools "
@@ -57,6 +58,11 @@ class Adb:
         except subprocess.TimeoutExpired:
             raise DeviceError(f"adb {' '.join(args)} timed out after "
                               f"{timeout or self.timeout:.0f} s") from None
+        if proc.returncode in (130, -signal.SIGINT):
+            # Ctrl-C reaches the whole foreground process group: adb may die of it before
+            # our own KeyboardInterrupt is raised. Either way the user interrupted the run.
+            raise KeyboardInterrupt
+        return proc
 
     def run(self, *args: str, timeout: Optional[float] = None) -> str:
         proc = self._call(args, timeout)
