@@ -123,7 +123,7 @@ def export(path, config, data=None, log=print) -> Dict[str, Dict]:
     from mobilenet_v3.export import task_export
     trained = load(path)
     det = trained.config
-    if getattr(config, "nms", None):
+    if config.nms:
         det = dataclasses.replace(det, ssd=dataclasses.replace(
             det.ssd, per_class_nms=config.nms == "per_class"))
     size = det.input_shape[0]
@@ -183,13 +183,11 @@ def _file_slots(path: str, content: bytes) -> int:
             model = json.load(f).get("model", {})
         if "ssd_classes" in model:
             return int(model["ssd_classes"])
-    from mobilenet_v3.analysis import tflite_inspect
-    it = tflite_inspect.interpreter(content, xnnpack=False)
-    for op in it._get_ops_details():
-        if op["op_name"] == POSTPROCESS_OP:
-            scores = it.get_tensor_details()[op["inputs"][1]]
-            return int(scores["shape"][-1])
-    raise ValueError(f"{path!r} is not a detector file")
+    from mobilenet_v3.export.detection import postprocess_options
+    try:
+        return int(postprocess_options(content)["num_classes"]) + 1
+    except ValueError:
+        raise ValueError(f"{path!r} is not a detector file") from None
 
 
 def is_file(tflite: bytes) -> bool:

@@ -77,16 +77,6 @@ def _our_head_type(path: str) -> Optional[str]:
     return None
 
 
-def _archive_names(path: str) -> List[str]:
-    import tarfile
-    try:
-        with tarfile.open(path) as tar:
-            return [m.name for m in tar.getmembers() if m.isfile()]
-    except (tarfile.TarError, EOFError, OSError) as e:
-        raise CorruptWeightsError(f"{path!r} is not a readable archive (truncated "
-                                  f"download?): {e}") from None
-
-
 def _archive_kind(names: List[str]) -> Optional[str]:
     """The OD API's zoo archives hold pipeline.config; DeepLab's a frozen graph and no
     pipeline.config; the classification ones neither."""
@@ -102,7 +92,7 @@ def kind_of(path: str) -> Optional[str]:
     path = os.fspath(path)
     from mobilenet_v3.weights import archive
     if archive.is_archive(path):
-        return _archive_kind(_archive_names(path))
+        return _archive_kind(archive.member_names(path))
     if path.lower().endswith(".mlmodel"):
         return SSDLITE
     if path.lower().endswith(".tflite"):
@@ -130,25 +120,14 @@ def kind_of(path: str) -> Optional[str]:
 def _read_archive(path: str) -> HeadFile:
     """A zoo archive (.tar.gz): its checkpoint (else its frozen graph) read from a temporary
     extraction; the tensors are in memory when the folder goes."""
-    import tarfile
-    import tempfile
-    wanted = (".index", "frozen_inference_graph.pb", "pipeline.config")
-    with tempfile.TemporaryDirectory(prefix="mobilenet_v3_head_") as tmp:
-        try:
-            with tarfile.open(path) as tar:
-                members = [m for m in tar.getmembers() if m.isfile() and (
-                    m.name.endswith(wanted) or ".data-" in m.name)]
-                tar.extractall(tmp, members=members, filter="data")
-        except (tarfile.TarError, EOFError, OSError) as e:
-            raise CorruptWeightsError(f"{path!r} cannot be extracted (truncated download?): "
-                                      f"{e}") from None
-        found = sorted(glob.glob(os.path.join(tmp, "**", "*.index"), recursive=True)) or \
-            sorted(glob.glob(os.path.join(tmp, "**", "frozen_inference_graph.pb"),
-                             recursive=True))
-        if not found:
+    from mobilenet_v3.weights import archive
+    with archive.extracted_folder(path, (".index", "frozen_inference_graph.pb")) as tmp:
+        found = archive.find_checkpoint(tmp)
+        graphs = sorted(glob.glob(os.path.join(tmp, "**", "frozen_inference_graph.pb"),
+                                  recursive=True))
+        if found is None and not graphs:
             raise CorruptWeightsError(f"{path!r} holds neither a checkpoint nor a frozen graph")
-        inner = found[0][:-len(".index")] if found[0].endswith(".index") else found[0]
-        head = read(inner)
+        head = read(found or graphs[0])
     return dataclasses.replace(head, origin=path, fmt=head.fmt + " in archive")
 
 
