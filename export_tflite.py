@@ -39,10 +39,15 @@ flags.DEFINE_string("basename", None, "File name stem (default: mobilenet_v3_<mo
                     "<resolution>).")
 flags.DEFINE_bool("include_preprocessing", False,
                   "Take [0, 255] input and rescale in the graph (adds MUL+ADD ops).")
-flags.DEFINE_enum("classifier_activation", "none", ["none", "softmax"],
-                  "Output logits (none) or probabilities (not for qat_int8).")
-flags.DEFINE_enum("io_dtype", "int8", ["int8", "uint8", "float32"],
-                  "Input/output type of the int8 and qat_int8 files.")
+flags.DEFINE_enum("classifier_activation", "auto", ["auto", "none", "softmax"],
+                  "Classifiers: output probabilities (softmax, what app runtimes show as "
+                  "scores) or logits (none); auto: softmax, except qat_int8 (logits).")
+flags.DEFINE_enum("io_dtype", "uint8", ["uint8", "int8", "float32"],
+                  "Input/output type of classifier int8 and qat_int8 files (uint8: what "
+                  "MediaPipe Tasks and the Task Library take; Google's own files are uint8).")
+flags.DEFINE_bool("metadata", True, "Write TFLite metadata into every file (input "
+                  "normalisation, labels, output meaning, provenance), so that MediaPipe "
+                  "Tasks load it as it is.")
 flags.DEFINE_enum("hard_swish_form", "auto", ["auto", "fused", "unfused", "folded"],
                   "auto: fused HARD_SWISH for float formats, folded (x * ReLU6(x+3), 1/6 in "
                   "the next conv) for int8 / qat_int8.")
@@ -101,8 +106,8 @@ def main(argv):
     config = export.ExportConfig(
         output_dir=FLAGS.output_dir, formats=tuple(FLAGS.formats), basename=FLAGS.basename,
         include_preprocessing=FLAGS.include_preprocessing,
-        classifier_activation=None if FLAGS.classifier_activation == "none" else "softmax",
-        io_dtype=FLAGS.io_dtype,
+        classifier_activation=FLAGS.classifier_activation, io_dtype=FLAGS.io_dtype,
+        metadata=FLAGS.metadata,
         hard_swish_form=None if FLAGS.hard_swish_form == "auto" else FLAGS.hard_swish_form,
         calibration_images=FLAGS.calibration_images, calibration=FLAGS.calibration,
         min_int8_agreement=FLAGS.min_int8_agreement, check_images=FLAGS.check_images,

@@ -90,9 +90,15 @@ def test_int8_formats_are_all_integer_in_one_xnnpack_partition_and_agree(exporte
         assert report["op_histogram"].get("HARD_SWISH", 0) == 0
         assert report["guard"]["verdict"] == "pass" and report["written"]
         assert report["hard_swish"]["as_expected"] and report["hard_swish"]["activations"] == 19
-        assert report["inputs"][0]["dtype"] == "int8" and "quantization" in report["inputs"][0]
-        assert report["outputs"][0]["dtype"] == "int8"
+        # uint8 I/O by default: what MediaPipe Tasks take
+        assert report["inputs"][0]["dtype"] == "uint8" and "quantization" in report["inputs"][0]
+        assert report["outputs"][0]["dtype"] == "uint8"
     assert ptq["guard"]["compared_with"] == "the float Keras model"
+    # probabilities in PTQ files (auto), logits in qat_int8: said in their metadata too
+    assert ptq["op_histogram"].get("SOFTMAX") == 1 and "SOFTMAX" not in qat["op_histogram"]
+    outputs = [r["metadata"]["subgraph_metadata"][0]["output_tensor_metadata"][0]
+               for r in (ptq, qat)]
+    assert "Score" in outputs[0]["description"] and "Logits" in outputs[1]["description"]
     assert qat["guard"]["compared_with"] == "the QAT Keras model"
     assert ptq["calibration"]["method"] == "exact" and ptq["calibration"]["images"] == 64
     # Accuracy survives quantization on held-out images of the learnable dataset.

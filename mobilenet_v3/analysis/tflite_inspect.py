@@ -70,12 +70,23 @@ def saturated_biases(tflite: bytes) -> Dict[str, List[int]]:
     return found
 
 
+# float32 preprocessing and a float32 scale leave ties ~1e-5 steps off: still ties
+_TIE = 1e-3
+
+
 def as_input(x: np.ndarray, details: Dict) -> np.ndarray:
-    """A float batch in the input tensor's dtype (quantized with its scale for int8/uint8)."""
+    """A float batch in the input tensor's dtype (quantized with its scale for int8/uint8).
+
+    Rounded half up, as a pixel reaches a uint8 file in an app: a [-1, 1] file's input scale is
+    2/255 with an integer zero point, so an integer pixel p, preprocessed to p / 127.5 - 1,
+    lands exactly between two steps; half up gives back q = p (MediaPipe feeds the pixel
+    itself), where numpy's half-to-even and float noise flipped about half of them by one step.
+    """
     if np.dtype(details["dtype"]).kind in "iu":
         scale, zero = details["quantization"]
         info = np.iinfo(details["dtype"])
-        x = np.clip(np.round(x / scale + zero), info.min, info.max)
+        steps = np.asarray(x, np.float64) / scale + zero
+        x = np.clip(np.floor(steps + 0.5 + _TIE), info.min, info.max)
     return x.astype(details["dtype"])
 
 

@@ -59,7 +59,8 @@ def read_images(data: pipeline.DataConfig, config) -> Images:
 def adapter(trained, config, data: pipeline.DataConfig, images: Images
             ) -> task_export.TaskAdapter:
     """`trained`: a run_dir.TrainedModel; `config`: an export.ExportConfig."""
-    pre, activation = config.include_preprocessing, config.classifier_activation
+    from mobilenet_v3.export.exporter import activation_for
+    pre = config.include_preprocessing
     inputs = to_model_input(images.held_out, pre)
     made = {}                # format -> (the Keras model it stands for, the float model)
 
@@ -67,7 +68,7 @@ def adapter(trained, config, data: pipeline.DataConfig, images: Images
         return config.hard_swish_form or FORMATS[fmt].form_for(trained.config.include_top)
 
     def model_config(fmt):
-        return trained.config.for_export(form_of(fmt), pre, activation)
+        return trained.config.for_export(form_of(fmt), pre, activation_for(config, fmt))
 
     def rebuilt(fmt):
         try:
@@ -125,10 +126,21 @@ def adapter(trained, config, data: pipeline.DataConfig, images: Images
                 predicted == images.held_out_labels[:config.eval_images]))}
         return found
 
+    def card(fmt):
+        c = trained.config
+        name = f"MobileNetV3-{c.name.capitalize()}" + (" minimalistic" if c.minimalistic else "")
+        return {"name": f"{name} {c.alpha:g} {c.input_shape[0]}x{c.input_shape[1]} classifier",
+                "description": f"Image classification into {c.classes} classes "
+                               f"({'background + ' if c.classes == 1001 else ''}"
+                               f"{'ImageNet' if c.classes in (1000, 1001) else 'the run'}'s "
+                               f"labels)",
+                "scores": "probabilities" if activation_for(config, fmt) else "logits",
+                "input_range": (0.0, 255.0) if pre else (-1.0, 1.0)}
+
     return task_export.TaskAdapter(
         "classification", trained.config.to_flat(), trained.model.get_weights(),
         float_file=float_file, int8_file=int8_file, score=score, value_key="top1_agreement",
-        formats=FORMAT_NAMES, qat_file=qat_file, facts=facts)
+        formats=FORMAT_NAMES, qat_file=qat_file, facts=facts, card=card)
 
 
 def settings(config) -> Dict:

@@ -30,6 +30,7 @@ __all__ = ["ExportConfig", "ExportError", "Int8AgreementError", "default_basenam
 # 0.27-0.48). Models with few classes agree far more when sound (10 classes: 0.96-0.98 for
 # the CIFAR-10 Large and Small of benchmark/RESULTS.md), so they get a stricter default that
 # reports a loss of a few points instead of passing it.
+ACTIVATIONS = ("auto", "none", "softmax", None)     # None: as 'none' (logits)
 DEFAULT_MIN_INT8_AGREEMENT = 0.6
 DEFAULT_MIN_INT8_AGREEMENT_FEW_CLASSES = 0.9
 FEW_CLASSES = 100
@@ -46,8 +47,11 @@ class ExportConfig:
     formats: Sequence[str] = ("float32", "int8")
     basename: Optional[str] = None            # default: e.g. mobilenet_v3_small_0.5_64
     include_preprocessing: bool = False       # [0, 255] input with the rescale in the graph
-    classifier_activation: Optional[str] = None   # None: logits; 'softmax'
-    io_dtype: str = "int8"                    # int8 / qat_int8 input and output type
+    # auto: probabilities (softmax) in every format but qat_int8 (logits); none; softmax
+    classifier_activation: Optional[str] = "auto"
+    # int8 / qat_int8 input and output type: uint8 is what MediaPipe Tasks take
+    io_dtype: str = "uint8"
+    metadata: bool = True                     # TFLite metadata for app runtimes
     hard_swish_form: Optional[str] = None     # None: the format's policy (formats.py)
     calibration_images: int = 200             # int8 PTQ representative set (training split)
     calibration: str = "exact"                # int8 PTQ ranges: exact | converter (calibration.py)
@@ -92,8 +96,11 @@ class ExportConfig:
                               f"{self.qat_loss!r}")
         if "qat_int8" in self.formats and (self.qat_steps < 1 or self.qat_batch_size < 1):
             raise ExportError("qat_int8 needs qat_steps >= 1 and qat_batch_size >= 1")
+        if self.classifier_activation not in ACTIVATIONS:
+            raise ExportError(f"classifier_activation must be one of {ACTIVATIONS}, got "
+                              f"{self.classifier_activation!r}")
         if "qat_int8" in self.formats and (self.include_preprocessing or
-                                           self.classifier_activation):
+                                           self.classifier_activation == "softmax"):
             raise ExportError("qat_int8 is exported as logits without in-graph preprocessing "
                               "(either would be a float island in the int8 graph; the int8 "
                               "input scale does the rescale)")
@@ -110,8 +117,10 @@ def default_basename(config: ModelConfig) -> str:
 
 def export(trained: TrainedModel, config: ExportConfig,
            data: Optional[pipeline.DataConfig] = None,
-           log: Callable[[str], None] = print) -> Dict[str, Dict]:
-    """Writes every requested format; returns {format: report} (task_export's schema)."""
+           log: Callable[[str], None] = print, source: Optional[str] = None
+           ) -> Dict[str, Dict]:
+    """Writes every requested format; returns {format: report} (task_export's schema).
+    `source`: the model's path, recorded in each file's provenance."""
     config.validate()
     data = data or trained.data
     if data is None:
@@ -122,6 +131,14 @@ def export(trained: TrainedModel, config: ExportConfig,
     options = task_export.options_from(
         config, default_basename(trained.config),
         default_min_int8_agreement(trained.config.classes), max_float_blocks=0,
-        extra_settings=classification.settings(config))
+        extra_settings=classification.settings(config), source=source)
     return task_export.export(classification.adapter(trained, config, data, images),
                               trained.labels, images.calibration, options, log)
+
+
+def activation_for(config: "ExportConfig", fmt: str) -> Optional[str]:
+    """The classifier's output activation in `fmt`: 'softmax' or None (logits)."""
+    from mobilenet_v3.export.formats import FORMATS as POLICIES
+    if config.classifier_activation == "auto":
+        return None if POLICIES[fmt].qat else "softmax"
+    return "softmax" if config.classifier_activation == "softmax" else None

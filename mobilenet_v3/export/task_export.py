@@ -26,6 +26,7 @@ import numpy as np
 from mobilenet_v3 import files
 from mobilenet_v3.analysis import tflite_inspect
 from mobilenet_v3.export import file_state, mixed_precision, report as structure
+from mobilenet_v3.export import tflite_metadata
 from mobilenet_v3.export.errors import ExportError, Int8AgreementError
 from mobilenet_v3.export.formats import FORMATS as POLICIES, HEAD_FORMATS as FORMATS
 
@@ -51,6 +52,9 @@ class TaskAdapter:
     formats: Sequence[str] = FORMATS                    # what this task exports as
     qat_file: Optional[Callable[[], Tuple[bytes, Dict]]] = None   # qat_int8, if offered
     facts: Callable[[bytes, str], Dict] = lambda tflite, fmt: {}  # the task's own report keys
+    # card(fmt) -> tflite_metadata.ModelCard keywords of the task (name, description, scores,
+    # input_range); the exporter adds labels, version and provenance
+    card: Callable[[str], Dict] = lambda fmt: {}
 
 
 @dataclasses.dataclass
@@ -62,6 +66,8 @@ class TaskExportConfig:
     target_agreement: float = 0.95      # the mixed search stops here
     max_float_blocks: int = 8          # 0 = pure int8 (DEFAULT_MAX_FLOAT_BLOCKS)
     overwrite: bool = False
+    metadata: bool = True               # TFLite metadata for app runtimes (tflite_metadata/)
+    source: Optional[str] = None        # the model exported (provenance only, not a setting)
     extra_settings: Optional[Dict] = None   # anything else that decides the files
 
     def validate(self, offered: Sequence[str] = FORMATS):
@@ -80,14 +86,15 @@ class TaskExportConfig:
 def options_from(config, basename: str, min_agreement: float,
                  target_agreement: Optional[float] = None,
                  max_float_blocks: int = DEFAULT_MAX_FLOAT_BLOCKS,
-                 extra_settings: Optional[Dict] = None) -> TaskExportConfig:
+                 extra_settings: Optional[Dict] = None,
+                 source: Optional[str] = None) -> TaskExportConfig:
     """An export.ExportConfig (what export_tflite.py's flags give every task) as this
     exporter's config; None fields take the task's defaults (no target: the guard's minimum)."""
     minimum = min_agreement if config.min_int8_agreement is None else config.min_int8_agreement
     return TaskExportConfig(
         output_dir=config.output_dir, formats=tuple(config.formats),
         basename=config.basename or basename, overwrite=config.overwrite,
-        min_agreement=minimum,
+        metadata=getattr(config, "metadata", True), source=source, min_agreement=minimum,
         target_agreement=minimum if target_agreement is None else target_agreement,
         max_float_blocks=max_float_blocks if config.max_float_blocks is None
         else config.max_float_blocks,
@@ -117,7 +124,7 @@ def _settings(adapter: TaskAdapter, fmt: str, config: TaskExportConfig,
     if (POLICIES[fmt].calibrated or POLICIES[fmt].qat) and calibration is not None:
         digest.update(np.ascontiguousarray(calibration).tobytes())
     fields = {k: v for k, v in dataclasses.asdict(config).items()
-              if k not in ("output_dir", "formats", "basename", "overwrite")}
+              if k not in ("output_dir", "formats", "basename", "overwrite", "source")}
     return json.loads(json.dumps({"format": fmt, "model": adapter.model_record,
                                   "weights_and_calibration_sha256": digest.hexdigest(),
                                   **fields}, default=str))
@@ -184,7 +191,7 @@ def export(adapter: TaskAdapter, labels: Sequence[str], calibration: Optional[np
             reports[fmt] = plan[fmt]
             continue
         reports[fmt] = _export_one(adapter, fmt, target, settings[fmt], calibration, config,
-                                   log)
+                                   labels, log)
     failed = {f: r for f, r in reports.items() if r.get("guard", {}).get("verdict") == "FAIL"}
     if failed:
         parts = [f"{f}: {adapter.value_key} {r['guard']['value']:.3f} against "
@@ -199,7 +206,7 @@ def export(adapter: TaskAdapter, labels: Sequence[str], calibration: Optional[np
     return reports
 
 
-def _export_one(adapter, fmt, target, settings, calibration, config, log) -> Dict:
+def _export_one(adapter, fmt, target, settings, calibration, config, labels, log) -> Dict:
     extra = {}
     if POLICIES[fmt].qat:
         log(f"{fmt}: fine-tuning with fake quantization, then converting")
@@ -233,7 +240,14 @@ def _export_one(adapter, fmt, target, settings, calibration, config, log) -> Dic
                            "value": value, "compared_with": reference,
                            "images": report["agreement"].get("images"), "verdict": verdict}
         line += f"; guard {verdict} (min {config.min_agreement:g})"
-        if verdict != "pass":
+    if config.metadata:
+        tflite = with_metadata(adapter, tflite, fmt, labels, settings, report, config)
+        report["metadata"] = tflite_metadata.read(tflite)
+        report["size_bytes"] = len(tflite)
+        for text in tflite_metadata.summary(report["metadata"]):
+            log(f"{fmt}: {text}")
+    if POLICIES[fmt].integer:
+        if report["guard"]["verdict"] != "pass":
             rejected = file_state.write_rejected(target, tflite, report)
             log(line.format("REJECTED, kept as").replace(target, rejected) + ")")
             return report
@@ -244,3 +258,61 @@ def _export_one(adapter, fmt, target, settings, calibration, config, log) -> Dic
     files.atomic_write(target, tflite, True)
     log(line.format("wrote") + ")")
     return report
+
+
+def with_metadata(adapter: TaskAdapter, tflite: bytes, fmt: str, labels: Sequence[str],
+                  settings: Dict, report: Dict, config: TaskExportConfig) -> bytes:
+    """The file with its TFLite metadata (export/tflite_metadata), checked to compute exactly
+    what the file without it computes."""
+    card = adapter.card(fmt)
+    agreement = report["agreement"]
+    value = agreement[adapter.value_key]
+    measured = (f"{adapter.value_key.replace('_', ' ')} {value:.4f} with "
+                f"{agreement['reference']} on {agreement.get('images')} held-out images")
+    card["description"] = f"{card.get('description', adapter.task)}; {fmt}; {measured}."
+    provenance = {"exported_by": f"mobilenet-v3 {package_version()}", "format": fmt,
+                  "source": config.source, "task": adapter.task,
+                  "architecture": report.get("model", adapter.model_record),
+                  "weights_and_calibration_sha256":
+                      settings["weights_and_calibration_sha256"],
+                  **{key: report[key] for key in ("calibration", "mixed", "agreement", "guard",
+                                                  "eval", "hard_swish_form") if key in report}}
+    made = tflite_metadata.ModelCard(
+        task=adapter.task, labels=labels, provenance=provenance,
+        version=settings["weights_and_calibration_sha256"][:12],
+        **{k: v for k, v in dict(card, name=card.get("name", config.basename)).items()})
+    try:
+        written = tflite_metadata.attach(tflite, made)
+    except tflite_metadata.MetadataError as e:
+        raise ExportError(f"{fmt}: cannot write its TFLite metadata: {e}") from None
+    if not same_computation(tflite, written):
+        raise ExportError(f"{fmt}: the file with metadata computes differently from the file "
+                          "without (a bug in the metadata writer); not written")
+    return written
+
+
+def same_computation(a: bytes, b: bytes, seed: int = 0) -> bool:
+    """Whether two files give bit-identical outputs on one random input."""
+    outputs = []
+    for content in (a, b):
+        it = tflite_inspect.interpreter(content, xnnpack=False)
+        inp = it.get_input_details()[0]
+        rng = np.random.default_rng(seed)
+        if np.dtype(inp["dtype"]).kind in "iu":
+            info = np.iinfo(inp["dtype"])
+            x = rng.integers(info.min, info.max + 1, inp["shape"]).astype(inp["dtype"])
+        else:
+            x = rng.uniform(-1, 1, inp["shape"]).astype(inp["dtype"])
+        it.set_tensor(inp["index"], x)
+        it.invoke()
+        outputs.append([it.get_tensor(d["index"]).copy() for d in it.get_output_details()])
+    return all(np.array_equal(x, y) for x, y in zip(*outputs)) and \
+        len(outputs[0]) == len(outputs[1])
+
+
+def package_version() -> str:
+    from importlib import metadata
+    try:
+        return metadata.version("mobilenet-v3")
+    except metadata.PackageNotFoundError:
+        return "unknown"

@@ -33,7 +33,7 @@ def final_metrics(result) -> str:
 def export(path, config, data, log=print):
     from mobilenet_v3 import export as exporting
     trained = exporting.load_trained(path)
-    return exporting.export(trained, config, data, log)
+    return exporting.export(trained, config, data, log, source=path)
 
 
 def evaluate(paths, config):

@@ -113,8 +113,21 @@ def export_model(model, det, labels, calibration, check, config, log=print) -> D
     adapter = task_export.TaskAdapter(
         "detection", det.to_flat(), model.get_weights(),
         float_file=lambda fmt: conversion.convert(float_graph, det, fmt),
-        int8_file=int8_file, score=score, value_key="recall", allowed_float=postprocess_tensors)
+        int8_file=int8_file, score=score, value_key="recall", allowed_float=postprocess_tensors,
+        card=lambda fmt: card(det, labels))
     return task_export.export(adapter, labels, calibration, config, log)
+
+
+def card(det, labels) -> Dict:
+    """The metadata's name and description of a detector file (export/tflite_metadata)."""
+    h, w = det.model.input_shape[:2]
+    nms = "per-class" if det.ssd.per_class_nms else "fast"
+    return {"name": f"SSDLite-MobileNetV3-{det.model.name.capitalize()} {det.model.alpha:g} "
+                    f"{h}x{w} detector",
+            "description": f"Object detection, {len(labels)} classes; outputs boxes (ymin, "
+                           f"xmin, ymax, xmax, normalised), classes (0 = first label), scores, "
+                           f"count; {nms} NMS in the file, at most {det.ssd.max_detections} "
+                           f"boxes"}
 
 
 def export(path, config, data=None, log=print) -> Dict[str, Dict]:
@@ -138,7 +151,7 @@ def export(path, config, data=None, log=print) -> Dict[str, Dict]:
     names = trained.labels
     labels = names[1:] if len(names) == det.classes else names      # drop background
     options = task_export.options_from(config, "ssdlite", DEFAULT_MIN_RECALL,
-                                       DEFAULT_TARGET_RECALL)
+                                       DEFAULT_TARGET_RECALL, source=path)
     return export_model(trained.model, det, labels, calibration, check, options, log)
 
 

@@ -168,8 +168,18 @@ def export_model(model, seg, size, labels, calibration, check, config, log=print
         "segmentation", dict(seg.to_flat(), export_resolution=list(size)), model.get_weights(),
         float_file=lambda fmt: conversion.convert(float_graph, fmt),
         int8_file=int8_file, score=score, value_key="pixel_agreement",
-        search_key="class_iou_with_float")
+        search_key="class_iou_with_float", card=lambda fmt: card(seg, size, labels))
     return task_export.export(adapter, labels, calibration, config, log)
+
+
+def card(seg, size, labels) -> Dict:
+    """The metadata's name and description of a segmenter file (export/tflite_metadata)."""
+    return {"name": f"MobileNetV3-{seg.model.name.capitalize()} {seg.model.alpha:g} "
+                    f"{seg.seg.head.upper()} "
+                    f"{size[0]}x{size[1]} segmenter",
+            "description": f"Semantic segmentation, {len(labels)} classes; per-pixel class "
+                           f"logits at the input size (category mask: their argmax; "
+                           f"confidence masks: their softmax)"}
 
 
 def export(path, config, data=None, log=print) -> Dict[str, Dict]:
@@ -185,7 +195,7 @@ def export(path, config, data=None, log=print) -> Dict[str, Dict]:
     check = _images(source, size, "eval", config.check_images)
     labels = trained.labels or [f"class_{i}" for i in range(seg.classes)]
     options = task_export.options_from(config, seg.seg.head, DEFAULT_MIN_PIXEL_AGREEMENT,
-                                       DEFAULT_TARGET_CLASS_IOU)
+                                       DEFAULT_TARGET_CLASS_IOU, source=path)
     return export_model(trained.model, seg, size, labels, calibration, check, options, log)
 
 
