@@ -416,3 +416,27 @@ def test_names_with_commas_and_repeated_models(tmp_path, monkeypatch, models):
     missing = tmp_path / "x,y.tflite"                   # an argument is never split
     proc = _cli(f"--benchmark_binary={tool}", str(missing))
     assert proc.returncode == 1 and repr(str(missing)) in proc.stderr
+
+
+def test_files_with_metadata_run_exactly_as_without(tmp_path, monkeypatch, models):
+    """TFLite metadata (labels, normalisation: export_tflite.py writes it into every file) is
+    for app runtimes; the benchmark tool runs such a file exactly as the bare one."""
+    from mobilenet_v3.export import tflite_metadata
+    card = tflite_metadata.ModelCard(task="classification", name="tiny", description="d",
+                                     version="1", labels=[f"c{i}" for i in range(10)])
+    plain = open(models[0], "rb").read()
+    with_metadata = tmp_path / "v3_small_metadata.tflite"
+    with_metadata.write_bytes(tflite_metadata.attach(plain, card))
+    assert tflite_metadata.read(with_metadata.read_bytes())["labels"] == 10
+    state, tool = make_phone(tmp_path, monkeypatch)
+    outcome = bench.run(_config(tmp_path, [models[0], str(with_metadata)], tool),
+                        log=lambda _: None)
+    runs = [line.split() for line in
+            (state / "FA7AX1A00001" / "taskset.log").read_text().splitlines()]
+    assert len(runs) == 2
+    # the same command but for the file's name
+    assert [a for a in runs[0] if not a.startswith("--graph=")] == \
+        [a for a in runs[1] if not a.startswith("--graph=")]
+    results = outcome["results"]
+    assert [r["count"] for r in results] == [7, 7]
+    assert all(0 < r["min_us"] <= r["max_us"] for r in results)

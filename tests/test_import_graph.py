@@ -132,7 +132,8 @@ def test_training_package_has_at_most_12_modules():
 
 
 def test_no_class_over_200_lines():
-    paths = (sorted(MODULES.values())
+    # flatc's generated schema bindings (vendored, not ours to shape) are left out
+    paths = (sorted(p for p in MODULES.values() if not p.endswith("_py_generated.py"))
              + sorted(glob.glob(os.path.join(ROOT, "*.py"))))   # the entry scripts
     long_classes = []
     for path in paths:

@@ -57,9 +57,13 @@ def classifier(path: str, photos: Sequence[str], labels: Optional[Sequence[int]]
     ours = tflite_inspect.run(content, _from_pixels(pixels)).argmax(-1)
     same_pixels = mediapipe_env.run("classification", path, arrays=pixels, max_results=1)
     theirs = np.array([r[0]["index"] for r in same_pixels["results"]])
+    names = mediapipe_metadata_labels(path)
     result = {"photos": len(photos), "mediapipe": same_pixels["mediapipe"],
               "top1_agreement": float(np.mean(theirs == ours)),
-              "label_names": sorted({r[0]["name"] for r in same_pixels["results"]})[:3]}
+              # MediaPipe's category names are the file's labels at its class indices
+              "names_are_the_labels": bool(names) and all(
+                  r[0]["name"] == names[r[0]["index"]] for r in same_pixels["results"]),
+              "example_names": [r[0]["name"] for r in same_pixels["results"][:3]]}
     if labels is not None:
         raw = mediapipe_env.run("classification", path, images=photos, max_results=1)
         own = np.array([r[0]["index"] for r in raw["results"]])

@@ -30,6 +30,17 @@ SETTINGS = ("include_preprocessing", "classifier_activation", "io_dtype", "hard_
             "calibration", "qat_steps", "qat_batch_size", "qat_learning_rate", "qat_loss")
 
 
+ACTIVATIONS = ("auto", "none", "softmax", None)     # None: as 'none' (logits)
+
+
+def activation_for(config, fmt: str) -> Optional[str]:
+    """The classifier's output activation in `fmt` (`config`: an export.ExportConfig):
+    'softmax' or None (logits)."""
+    if config.classifier_activation == "auto":
+        return None if FORMATS[fmt].qat else "softmax"
+    return "softmax" if config.classifier_activation == "softmax" else None
+
+
 def to_model_input(images: np.ndarray, include_preprocessing: bool) -> np.ndarray:
     """[-1, 1] images as the exported model wants them ([0, 255] with in-graph rescale)."""
     return ((images + 1.0) * 127.5).astype(np.float32) if include_preprocessing else images
@@ -59,7 +70,6 @@ def read_images(data: pipeline.DataConfig, config) -> Images:
 def adapter(trained, config, data: pipeline.DataConfig, images: Images
             ) -> task_export.TaskAdapter:
     """`trained`: a run_dir.TrainedModel; `config`: an export.ExportConfig."""
-    from mobilenet_v3.export.exporter import activation_for
     pre = config.include_preprocessing
     inputs = to_model_input(images.held_out, pre)
     made = {}                # format -> (the Keras model it stands for, the float model)

@@ -13,7 +13,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from mobilenet_v3.data import pipeline
 from mobilenet_v3.export import classification, convert, task_export
-from mobilenet_v3.export.classification import to_model_input  # noqa: F401  (public API)
+from mobilenet_v3.export.classification import (  # noqa: F401  (public API)
+    ACTIVATIONS, activation_for, to_model_input)
 from mobilenet_v3.export.compression import finetune
 from mobilenet_v3.export.errors import ExportError, Int8AgreementError
 from mobilenet_v3.export.formats import FORMAT_NAMES, FORMATS, IO_DTYPES
@@ -30,7 +31,6 @@ __all__ = ["ExportConfig", "ExportError", "Int8AgreementError", "default_basenam
 # 0.27-0.48). Models with few classes agree far more when sound (10 classes: 0.96-0.98 for
 # the CIFAR-10 Large and Small of benchmark/RESULTS.md), so they get a stricter default that
 # reports a loss of a few points instead of passing it.
-ACTIVATIONS = ("auto", "none", "softmax", None)     # None: as 'none' (logits)
 DEFAULT_MIN_INT8_AGREEMENT = 0.6
 DEFAULT_MIN_INT8_AGREEMENT_FEW_CLASSES = 0.9
 FEW_CLASSES = 100
@@ -135,10 +135,3 @@ def export(trained: TrainedModel, config: ExportConfig,
     return task_export.export(classification.adapter(trained, config, data, images),
                               trained.labels, images.calibration, options, log)
 
-
-def activation_for(config: "ExportConfig", fmt: str) -> Optional[str]:
-    """The classifier's output activation in `fmt`: 'softmax' or None (logits)."""
-    from mobilenet_v3.export.formats import FORMATS as POLICIES
-    if config.classifier_activation == "auto":
-        return None if POLICIES[fmt].qat else "softmax"
-    return "softmax" if config.classifier_activation == "softmax" else None
