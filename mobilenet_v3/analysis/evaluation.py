@@ -107,7 +107,9 @@ def _progress(done: int, total: int, correct: int, start: float, name: str) -> N
     filled = int(width * done / max(total, 1))
     rate = done / max(time.time() - start, 1e-9)
     sys.stderr.write(f"\r{os.path.basename(name)[:32]:<32} [{'#' * filled}{'.' * (width - filled)}] "
-                     f"{done}/{total} top-1 {correct / max(done, 1):.4f} {rate:.1f} img/s")
+                     f"{done}/{total} top-1 {correct / max(done, 1):.4f} {rate:.1f} img/s"
+                     + (f" ETA {int(left) // 60}m{int(left) % 60:02d}s" if
+                        (left := (total - done) / max(rate, 1e-9)) > 0 else ""))
     sys.stderr.flush()
 
 
