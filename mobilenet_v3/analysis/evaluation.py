@@ -16,6 +16,7 @@ import tensorflow as tf
 
 from mobilenet_v3.analysis import tflite_inspect
 from mobilenet_v3.data import image_folder, imagenet, imagenet_classes, preprocessing
+from mobilenet_v3.training.loop import format_duration
 
 
 class EvaluationError(ValueError):
@@ -108,8 +109,8 @@ def _progress(done: int, total: int, correct: int, start: float, name: str) -> N
     rate = done / max(time.time() - start, 1e-9)
     sys.stderr.write(f"\r{os.path.basename(name)[:32]:<32} [{'#' * filled}{'.' * (width - filled)}] "
                      f"{done}/{total} top-1 {correct / max(done, 1):.4f} {rate:.1f} img/s"
-                     + (f" ETA {int(left) // 60}m{int(left) % 60:02d}s" if
-                        (left := (total - done) / max(rate, 1e-9)) > 0 else ""))
+                     + (f" ETA {format_duration((total - done) / rate)}"
+                        if 0 < done < total else ""))
     sys.stderr.flush()
 
 

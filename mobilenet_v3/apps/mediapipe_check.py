@@ -79,11 +79,7 @@ def detector(path: str, annotations: str, images: str, max_images: int = 0) -> D
     from mobilenet_v3.detection import coco_eval
     from mobilenet_v3.tasks import detection
     from mobilenet_v3.tasks.eval_config import EvalConfig
-    from pycocotools.coco import COCO
-    import contextlib
-    import io
-    with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO(annotations)
+    coco = coco_eval._coco(annotations)
     ids = sorted(coco.getImgIds())[:max_images or None]
     files = [os.path.join(images, info["file_name"]) for info in coco.loadImgs(ids)]
     found = mediapipe_env.run("detection", path, images=files)

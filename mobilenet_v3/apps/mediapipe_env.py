@@ -58,7 +58,7 @@ def _locked(path: str):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def ensure(version: str = MEDIAPIPE_VERSION, extra: Sequence[str] = ()) -> str:
+def ensure(version: str = MEDIAPIPE_VERSION) -> str:
     """The Python of an environment with mediapipe==version (created if missing); raises
     MediaPipeUnavailable with pip's reason when it cannot be made."""
     folder = env_folder(version)
@@ -71,7 +71,7 @@ def ensure(version: str = MEDIAPIPE_VERSION, extra: Sequence[str] = ()) -> str:
         shutil.rmtree(folder, ignore_errors=True)
         steps = ([sys.executable, "-m", "venv", staging],
                  [python_of(staging), "-m", "pip", "install", "-q",
-                  "--disable-pip-version-check", f"mediapipe=={version}", *extra])
+                  "--disable-pip-version-check", f"mediapipe=={version}"])
         for step in steps:
             try:
                 done_step = subprocess.run(step, capture_output=True, text=True,

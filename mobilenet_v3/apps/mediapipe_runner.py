@@ -8,7 +8,8 @@ JSON:
    "max_results": int, "score_threshold": float | null, "masks": .npy path to write}
 classification -> per image [{index, name, score}] best first; detection -> per image
 [{box: [x, y, w, h] pixels, index, name, score}]; segmentation -> category masks in "masks"
-(N, H, W uint8) and the labels MediaPipe read.
+(N, H, W uint8) and the labels MediaPipe read; write_metadata (MediaPipe 0.10's own writer,
+for comparison) -> the JSON of the file it wrote to "output".
 """
 
 import json

@@ -13,8 +13,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple
 
 from mobilenet_v3.data import pipeline
 from mobilenet_v3.export import classification, convert, task_export
-from mobilenet_v3.export.classification import (  # noqa: F401  (public API)
-    ACTIVATIONS, activation_for, to_model_input)
+from mobilenet_v3.export.classification import ACTIVATIONS
+from mobilenet_v3.export.classification import to_model_input  # noqa: F401  (public API)
 from mobilenet_v3.export.compression import finetune
 from mobilenet_v3.export.errors import ExportError, Int8AgreementError
 from mobilenet_v3.export.formats import FORMAT_NAMES, FORMATS, IO_DTYPES
@@ -134,4 +134,3 @@ def export(trained: TrainedModel, config: ExportConfig,
         extra_settings=classification.settings(config), source=source)
     return task_export.export(classification.adapter(trained, config, data, images),
                               trained.labels, images.calibration, options, log)
-
