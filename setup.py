@@ -28,6 +28,9 @@ setup(
         "numpy>=1.26,<3",
         "matplotlib>=3.8",
         "pycocotools>=2.0.8,<3",    # COCO mAP for the SSDLite detector
+        # NetAdapt's fine-tunes (netadapt.py): a private local Ray, or a cluster. The core
+        # package only: no dashboard dependencies (a local Ray starts none).
+        "ray>=2.60,<2.61",
     ],
     extras_require={
         # coremltools: only its generated protobuf modules, to read the official

@@ -56,6 +56,10 @@ flags.DEFINE_bool("seg_global_pool", False, "LR-ASPP gate pools the whole map (t
 flags.DEFINE_enum("output_stride", "16", ["8", "16", "32"],
                   "Segmentation: backbone output stride (16: last stage atrous, the paper's).")
 flags.DEFINE_float("alpha", 1.0, "Width multiplier.")
+flags.DEFINE_string("arch", None, "Train the rows of another network instead of --alpha/"
+                    "--minimalistic: a run folder or a model_config.json whose architecture "
+                    "(e.g. NetAdapt's result, netadapt.py) is taken as written; --model must be "
+                    "its table.")
 flags.DEFINE_bool("minimalistic", False, "3x3 kernels, ReLU, no SE (TF-Slim's variant).")
 flags.DEFINE_integer("resolution", 224, "Input resolution (square).")
 flags.DEFINE_float("dropout", 0.2, "Dropout rate before the classifier.")
@@ -141,13 +145,15 @@ def config_from_flags():
         raise ValueError("--model_dir is required (checkpoints and the final model go there)")
     from mobilenet_v3 import tasks
     spec, options = tasks.get(FLAGS.task), data_flags.options(TASK_FLAGS)
+    model = ModelConfig.from_flat(name=FLAGS.model, alpha=FLAGS.alpha,
+                                  minimalistic=FLAGS.minimalistic, dropout_rate=FLAGS.dropout,
+                                  weight_decay=FLAGS.weight_decay, bn_momentum=FLAGS.bn_momentum,
+                                  **spec.training.model_options(options))
+    if FLAGS.arch:
+        model = _with_arch(model, FLAGS.arch)
     return TrainConfig(
         model_dir=FLAGS.model_dir,
-        model=ModelConfig.from_flat(name=FLAGS.model, alpha=FLAGS.alpha,
-                                    minimalistic=FLAGS.minimalistic, dropout_rate=FLAGS.dropout,
-                                    weight_decay=FLAGS.weight_decay,
-                                    bn_momentum=FLAGS.bn_momentum,
-                                    **spec.training.model_options(options)),
+        model=model,
         data=spec.data_config(options, FLAGS.resolution, FLAGS.seed),
         schedule=ScheduleConfig(base_learning_rate=FLAGS.base_learning_rate,
                                 base_batch_size=FLAGS.base_batch_size,
@@ -169,6 +175,29 @@ def config_from_flags():
         precision=FLAGS.precision, seed=FLAGS.seed, deterministic=FLAGS.deterministic,
         allow_changed_settings=FLAGS.allow_changed_settings,
         init_weights=FLAGS.init_weights, freeze_backbone_epochs=FLAGS.freeze_backbone_epochs)
+
+
+def _with_arch(model, path: str):
+    """`model` building the rows recorded at `path` (a run folder or a model_config.json)."""
+    import json
+    from mobilenet_v3 import ModelConfig
+    from mobilenet_v3.training import run_dir as run_dir_lib
+    try:
+        if os.path.isfile(path):
+            with open(path) as f:
+                record = json.load(f)
+        else:
+            record = run_dir_lib.model_record(path)
+        found = ModelConfig.from_record(record)
+    except (OSError, ValueError) as e:
+        raise ValueError(f"--arch={path}: not a run folder or model_config.json ({e})") from None
+    if found.name != model.name:
+        raise ValueError(f"--arch={path} is a MobileNetV3-{found.name.capitalize()}: set "
+                         f"--model={found.name}")
+    if FLAGS["alpha"].present or FLAGS.minimalistic:
+        raise ValueError("--arch gives every channel: leave out --alpha and --minimalistic")
+    from mobilenet_v3.search import arch as arch_lib
+    return arch_lib.with_spec(model, arch_lib.spec_of(found))
 
 
 def _split_cpu(count: int):

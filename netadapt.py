@@ -1,0 +1,180 @@
+"""NetAdapt (paper 4.2): adapt a trained MobileNetV3 to a latency budget measured on a device.
+
+    python netadapt.py --seed_run=runs/small64 --output_dir=runs/small64_netadapt \
+        --target_fraction=0.7 --oracle=host --finetune_steps=10000
+
+The seed is a train.py run folder (or a folder with model.keras + model_config.json); the
+search fine-tunes on the seed run's data unless --dataset says otherwise. Each step's
+fine-tunes run in parallel on Ray (a private local Ray with --workers CPUs, or --ray_address
+for a cluster); latency is measured between fine-tunes, never while they run. The result is a
+normal run folder, <output_dir>/final/run, that export_tflite.py, evaluate.py and
+`train.py --arch=<output_dir>/final/run` (retrain from scratch) take as they are.
+Rerunning the same command resumes a killed search with the same choices.
+
+Exit codes: 0 done; 1 bad flags or input, a device problem, or a search that cannot go on (a
+clear message on stderr; what was measured is kept); 130 interrupted (rerun to resume).
+"""
+
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+
+import sys  # noqa: E402
+
+from absl import app, flags, logging  # noqa: E402
+
+import data_flags  # noqa: E402
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("seed_run", None, "The network to adapt: a train.py --model_dir (its "
+                    "final/ model) or a folder with model.keras + model_config.json.")
+flags.DEFINE_string("output_dir", None, "History, latency cache, proposals and the result.")
+data_flags.define(None, "Fine-tuning data (default: the seed run's train_config.json).",
+                  training=True)
+flags.DEFINE_integer("resolution", None, "Input resolution (default: the seed run's).")
+# The search
+flags.DEFINE_float("target_ms", None, "Latency target in the oracle's unit (ms; millions of "
+                   "MAdds for --oracle=madds).")
+flags.DEFINE_float("target_fraction", 0.7, "Target as a fraction of the seed's latency "
+                   "(used when --target_ms is not given).")
+flags.DEFINE_float("delta", 0.01, "Each step cuts at least this fraction of the seed's "
+                   "latency (the paper's 0.01).")
+flags.DEFINE_enum("rule", "ratio", ["ratio", "smallest_drop"], "Which proposal a step keeps: "
+                  "largest dAccuracy/|dLatency| (the paper's) or smallest accuracy drop "
+                  "(NetAdapt's original).")
+flags.DEFINE_integer("max_steps", None, "Stop after this many steps (default: at the target).")
+flags.DEFINE_list("spaces", None, "Only shrink these spaces, e.g. b9.exp,b10.exp,last "
+                  "(default: all; the names are printed when one is wrong).")
+# Fine-tuning
+flags.DEFINE_integer("finetune_steps", 10000, "T: fine-tune steps per proposal (paper: "
+                     "10,000).")
+flags.DEFINE_integer("final_steps", 0, "Long fine-tune of the result (0: the last choice's "
+                     "run is the result; or retrain it from scratch with train.py --arch).")
+flags.DEFINE_integer("batch_size", 128, "Fine-tune batch size.")
+flags.DEFINE_float("learning_rate", 0.01, "Fine-tune learning rate (constant).")
+flags.DEFINE_float("label_smoothing", 0.1, "Label smoothing.")
+flags.DEFINE_integer("seed", 0, "Seed of the fine-tunes (each proposal adds its own offset).")
+flags.DEFINE_bool("deterministic", False, "TF op determinism in the fine-tunes.")
+# Latency
+flags.DEFINE_enum("oracle", "host", ["host", "phone", "table", "madds"], "host: LiteRT on this "
+                  "machine, one pinned thread; phone: android_bench over adb; table: per-block "
+                  "lookup table on --table_device; madds: multiply-adds (no device).")
+flags.DEFINE_enum("table_device", "host", ["host", "phone"], "Where the lookup table's "
+                  "pieces are timed.")
+flags.DEFINE_integer("host_core", None, "Host oracle: the core to pin to (default: the last).")
+flags.DEFINE_integer("host_runs", 50, "Host oracle: invokes per round.")
+flags.DEFINE_integer("host_repeats", 3, "Host oracle: rounds (the minimum is kept).")
+flags.DEFINE_string("serial", None, "Phone: device serial (needed when several are attached).")
+flags.DEFINE_string("benchmark_binary", None, "Phone: local path of the Android benchmark_model.")
+flags.DEFINE_string("adb", "adb", "Phone: adb executable.")
+flags.DEFINE_integer("phone_runs", 50, "Phone: timed runs per model.")
+flags.DEFINE_float("phone_cooldown_seconds", 1.0, "Phone: pause between models.")
+# Ray
+flags.DEFINE_string("ray_address", None, "A Ray cluster's address (default: a private local Ray "
+                    "on 127.0.0.1 with --workers CPUs).")
+flags.DEFINE_integer("workers", 2, "Local Ray: fine-tunes at once.")
+flags.DEFINE_integer("threads_per_worker", 1, "CPU threads per fine-tune.")
+flags.DEFINE_bool("ray_dashboard", False, "Local Ray: start its dashboard.")
+
+
+def _data_config(seed_run: str):
+    from mobilenet_v3.training import run_dir as run_dir_lib
+    if FLAGS.dataset is not None:
+        resolution = FLAGS.resolution or 224
+        return data_flags.task_data_config("classification", resolution, FLAGS.seed)
+    data = run_dir_lib.RunDir(seed_run).data_config() if os.path.isdir(seed_run) else None
+    if data is None:
+        raise ValueError(f"--seed_run={seed_run} has no train_config.json to take the data "
+                         "from: pass --dataset (and --image_folder, ...)")
+    import dataclasses
+    return dataclasses.replace(data, image_size=FLAGS.resolution or data.image_size,
+                               seed=FLAGS.seed)
+
+
+def _oracle(output_dir: str):
+    from mobilenet_v3.search import oracles
+    cache = oracles.Cache(os.path.join(output_dir, "latency_cache.json"))
+    host = oracles.HostSettings(core=FLAGS.host_core, runs=FLAGS.host_runs,
+                                repeats=FLAGS.host_repeats)
+    phone = oracles.PhoneSettings(
+        output_dir=os.path.join(output_dir, "phone_runs"), benchmark_binary=FLAGS.benchmark_binary,
+        serial=FLAGS.serial, adb_path=FLAGS.adb, num_runs=FLAGS.phone_runs,
+        cooldown_seconds=FLAGS.phone_cooldown_seconds)
+    device = FLAGS.table_device if FLAGS.oracle == "table" else FLAGS.oracle
+    if FLAGS.oracle == "madds":
+        return oracles.MAddsOracle(cache)
+    if device == "phone" and not FLAGS.benchmark_binary:
+        raise ValueError(f"--oracle={FLAGS.oracle} on the phone needs --benchmark_binary "
+                         "(the Android benchmark_model)")
+    base = oracles.PhoneOracle(phone, cache, log=print) if device == "phone" else \
+        oracles.HostOracle(cache, host)
+    return oracles.TableOracle(base, cache) if FLAGS.oracle == "table" else base
+
+
+def config_from_flags():
+    from mobilenet_v3.search.netadapt import NetAdaptConfig
+    from mobilenet_v3.training import TrainConfig, run_dir as run_dir_lib
+    from mobilenet_v3.training.schedule import ScheduleConfig
+    for flag in ("seed_run", "output_dir"):
+        if not FLAGS[flag].value:
+            raise ValueError(f"--{flag} is required")
+    seed_run = FLAGS.seed_run
+    if not os.path.exists(seed_run):
+        raise ValueError(f"--seed_run={seed_run}: no such folder")
+    optimizer = run_dir_lib.RunDir(seed_run).optimizer_config() if os.path.exists(
+        os.path.join(seed_run, run_dir_lib.CONFIG_FILE)) else None
+    import dataclasses
+    from mobilenet_v3.training.optimizer import OptimizerConfig
+    optimizer = dataclasses.replace(optimizer or OptimizerConfig(), use_ema=False)
+    train = TrainConfig(
+        model_dir="unused", data=_data_config(seed_run),
+        schedule=ScheduleConfig(base_learning_rate=FLAGS.learning_rate,
+                                base_batch_size=FLAGS.batch_size, warmup_epochs=0.0,
+                                warmup_steps=0, decay_rate=1.0),
+        optimizer=optimizer, global_batch_size=FLAGS.batch_size,
+        train_steps=FLAGS.finetune_steps, label_smoothing=FLAGS.label_smoothing,
+        log_every_steps=max(1, FLAGS.finetune_steps), checkpoint_every_steps=max(
+            1, min(1000, FLAGS.finetune_steps)), keep_checkpoints=1, seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic)
+    train.validate()
+    return NetAdaptConfig(
+        output_dir=FLAGS.output_dir, seed=seed_run, train=train, target=FLAGS.target_ms,
+        target_fraction=None if FLAGS.target_ms else FLAGS.target_fraction,
+        delta_fraction=FLAGS.delta, rule=FLAGS.rule, max_steps=FLAGS.max_steps,
+        final_steps=FLAGS.final_steps, spaces=FLAGS.spaces)
+
+
+def main(argv):
+    if len(argv) > 1:
+        print(f"netadapt.py: unexpected arguments {argv[1:]} (flags are --name=value)",
+              file=sys.stderr)
+        return 1
+    logging.set_verbosity(logging.WARNING)
+    from android_bench.bench import BenchmarkFailed
+    from android_bench.device import DeviceError
+    from mobilenet_v3.search import netadapt, workers
+    try:
+        config = config_from_flags()
+        search = netadapt.NetAdapt(config, _oracle(FLAGS.output_dir), workers.RayConfig(
+            address=FLAGS.ray_address, workers=FLAGS.workers, threads=FLAGS.threads_per_worker,
+            dashboard=FLAGS.ray_dashboard), log=lambda text: print(text, flush=True))
+        history = search.run()
+    except KeyboardInterrupt:
+        print("netadapt.py: interrupted; what was measured is kept: rerun the same command to "
+              "resume", file=sys.stderr)
+        return 130
+    except (ValueError, OSError, DeviceError, BenchmarkFailed) as e:
+        reason = getattr(e, "strerror", None) and f"{e.filename}: {e.strerror}" or str(e)
+        print(f"netadapt.py: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        workers.stop()
+    final = history["final"]
+    print(f"done: {final['steps']} step(s); {final['latency']:.4f} "
+          f"{history['settings']['unit']} (target {final['target']:.4f}), top1 "
+          f"{final['top1']:.4f}; run folder {final['run_dir']}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)
