@@ -275,7 +275,9 @@ class NetAdapt:
             if "failed" in result:
                 p.update(status="failed", error=result["failed"])
             else:
-                p.update(status="ok", top1=result["top1"], seconds=result.get("seconds"))
+                p.update(status="ok", top1=result["top1"], seconds=result.get("seconds"),
+                         **{k: result[k] for k in ("worker_pid", "started", "ended")
+                            if k in result})
                 finished.append(p)
         if not finished:
             raise SearchError(f"step {number}: every proposal failed (see above); fix the "

@@ -42,7 +42,8 @@ def _worker_env(threads: int) -> Dict[str, str]:
 
 
 def start(config: RayConfig):
-    """Connects to the cluster, or starts a private local Ray (127.0.0.1, no dashboard)."""
+    """Connects to the cluster, or starts a private local Ray (127.0.0.1, no dashboard):
+    address='local' never joins a Ray another program left running on this machine."""
     import ray
     config.validate()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -52,7 +53,7 @@ def start(config: RayConfig):
     if config.address:
         ray.init(address=config.address, runtime_env=env, log_to_driver=True)
     else:
-        ray.init(num_cpus=config.workers * config.threads, include_dashboard=config.dashboard,
+        ray.init(address="local", num_cpus=config.workers * config.threads, include_dashboard=config.dashboard,
                  _node_ip_address="127.0.0.1", runtime_env=env, log_to_driver=True,
                  configure_logging=False)
     return ray
