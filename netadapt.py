@@ -149,7 +149,7 @@ def main(argv):
         print(f"netadapt.py: unexpected arguments {argv[1:]} (flags are --name=value)",
               file=sys.stderr)
         return 1
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.ERROR)    # the converter's deprecation warning per file
     from android_bench.bench import BenchmarkFailed
     from android_bench.device import DeviceError
     from mobilenet_v3.search import netadapt, workers
