@@ -307,7 +307,8 @@ class NetAdapt:
         else:
             source = current.get("run_dir")
             if source and not os.path.exists(run):
-                files.atomic_write_dir(run, lambda tmp: _copy_into(source, tmp))
+                files.atomic_write_dir(run, lambda tmp: shutil.copytree(source, tmp,
+                                                                  dirs_exist_ok=True))
             top1 = current["top1"]
         full = self._full_measurement([arch_lib.modeling_spec(seed["spec"]), spec])
         self.log(f"final: {current['latency']:.4f} {self.oracle.unit} by the search's oracle; "
@@ -332,9 +333,3 @@ class NetAdapt:
             result["table_error"] = oracles.error_table(predicted, [seed_value, final_value])
         return result
 
-
-def _copy_into(source: str, target: str):
-    for name in os.listdir(source):
-        path = os.path.join(source, name)
-        (shutil.copytree if os.path.isdir(path) else shutil.copy2)(path, os.path.join(target,
-                                                                                        name))
