@@ -124,6 +124,38 @@ def propose(spec: ArchSpec, latency: float, delta: float, network: Callable,
     return proposals
 
 
+def load_history(out: str, settings: Dict) -> Dict:
+    """The search recorded in `out` (a new one when there is none); a search recorded with
+    other settings is refused, because resuming it would mix two searches."""
+    path = os.path.join(out, HISTORY)
+    if not os.path.exists(path):
+        return {"settings": settings, "seed": None, "steps": [], "final": None}
+    with open(path) as f:
+        history = json.load(f)
+    changed = {k: (history["settings"].get(k), v) for k, v in settings.items()
+               if history["settings"].get(k) != v}
+    if changed:
+        raise SearchError(
+            f"{out} holds a search with other settings: " + "; ".join(
+                f"{k}: {a!r} then, {b!r} now" for k, (a, b) in changed.items())
+            + ". Rerun with the same settings to resume, or use a new --output_dir")
+    return history
+
+
+def full_measurement(oracle: oracles.Oracle, networks: List[oracles.Network]) -> Dict:
+    """Seed and final timed together on the device oracle, bypassing the cache (the table's
+    base oracle for a lookup table); MAdds are exact."""
+    base = oracle.base if isinstance(oracle, oracles.TableOracle) else oracle
+    seed_value, final_value = base.measure_uncached(networks)
+    result = {"oracle": base.id, "seed": seed_value, "final": final_value,
+              "ratio": final_value / seed_value}
+    if isinstance(oracle, oracles.TableOracle):
+        predicted = oracle.measure(networks)
+        result["table_predicted"] = predicted
+        result["table_error"] = oracles.error_table(predicted, [seed_value, final_value])
+    return result
+
+
 class NetAdapt:
     def __init__(self, config: NetAdaptConfig, oracle: oracles.Oracle,
                  ray: workers.RayConfig, log: Callable[[str], None] = print):
@@ -148,20 +180,7 @@ class NetAdapt:
         return oracles.Network(spec, self.resolution, self.classes)
 
     def _history(self) -> Dict:
-        path = os.path.join(self.out, HISTORY)
-        settings = self.config.record(self.oracle)
-        if not os.path.exists(path):
-            return {"settings": settings, "seed": None, "steps": [], "final": None}
-        with open(path) as f:
-            history = json.load(f)
-        changed = {k: (history["settings"].get(k), v) for k, v in settings.items()
-                   if history["settings"].get(k) != v}
-        if changed:
-            raise SearchError(
-                f"{self.out} holds a search with other settings: " + "; ".join(
-                    f"{k}: {a!r} then, {b!r} now" for k, (a, b) in changed.items())
-                + ". Rerun with the same settings to resume, or use a new --output_dir")
-        return history
+        return load_history(self.out, self.config.record(self.oracle))
 
     def _save(self, history: Dict):
         files.atomic_write_json(os.path.join(self.out, HISTORY), history)
@@ -310,7 +329,8 @@ class NetAdapt:
                 files.atomic_write_dir(run, lambda tmp: shutil.copytree(source, tmp,
                                                                   dirs_exist_ok=True))
             top1 = current["top1"]
-        full = self._full_measurement([arch_lib.modeling_spec(seed["spec"]), spec])
+        seed_network = self.network(arch_lib.modeling_spec(seed["spec"]))
+        full = full_measurement(self.oracle, [seed_network, self.network(spec)])
         self.log(f"final: {current['latency']:.4f} {self.oracle.unit} by the search's oracle; "
                  f"measured in full: seed {full['seed']:.4f}, final {full['final']:.4f} "
                  f"({full['final'] / full['seed']:.3f} x); top1 {top1:.4f} "
@@ -319,17 +339,4 @@ class NetAdapt:
                 "latency": current["latency"], "target": target,
                 "meets_target": current["latency"] <= target, "full_measurement": full,
                 "steps": len(history["steps"])}
-
-    def _full_measurement(self, specs: List[ArchSpec]) -> Dict:
-        """Seed and final timed together on the device oracle, bypassing the cache (the
-        table's base oracle for a lookup table); MAdds are exact."""
-        base = self.oracle.base if isinstance(self.oracle, oracles.TableOracle) else self.oracle
-        seed_value, final_value = base.measure_uncached([self.network(s) for s in specs])
-        result = {"oracle": base.id, "seed": seed_value, "final": final_value,
-                  "ratio": final_value / seed_value}
-        if isinstance(self.oracle, oracles.TableOracle):
-            predicted = self.oracle.measure([self.network(s) for s in specs])
-            result["table_predicted"] = predicted
-            result["table_error"] = oracles.error_table(predicted, [seed_value, final_value])
-        return result
 
