@@ -24,6 +24,7 @@ import sys  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 
 import data_flags  # noqa: E402
+import search_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("seed_run", None, "The network to adapt: a train.py --model_dir (its "
@@ -55,26 +56,7 @@ flags.DEFINE_float("learning_rate", 0.01, "Fine-tune learning rate (constant).")
 flags.DEFINE_float("label_smoothing", 0.1, "Label smoothing.")
 flags.DEFINE_integer("seed", 0, "Seed of the fine-tunes (each proposal adds its own offset).")
 flags.DEFINE_bool("deterministic", False, "TF op determinism in the fine-tunes.")
-# Latency
-flags.DEFINE_enum("oracle", "host", ["host", "phone", "table", "madds"], "host: LiteRT on this "
-                  "machine, one pinned thread; phone: android_bench over adb; table: per-block "
-                  "lookup table on --table_device; madds: multiply-adds (no device).")
-flags.DEFINE_enum("table_device", "host", ["host", "phone"], "Where the lookup table's "
-                  "pieces are timed.")
-flags.DEFINE_integer("host_core", None, "Host oracle: the core to pin to (default: the last).")
-flags.DEFINE_integer("host_runs", 50, "Host oracle: invokes per round.")
-flags.DEFINE_integer("host_repeats", 3, "Host oracle: rounds (the minimum is kept).")
-flags.DEFINE_string("serial", None, "Phone: device serial (needed when several are attached).")
-flags.DEFINE_string("benchmark_binary", None, "Phone: local path of the Android benchmark_model.")
-flags.DEFINE_string("adb", "adb", "Phone: adb executable.")
-flags.DEFINE_integer("phone_runs", 50, "Phone: timed runs per model.")
-flags.DEFINE_float("phone_cooldown_seconds", 1.0, "Phone: pause between models.")
-# Ray
-flags.DEFINE_string("ray_address", None, "A Ray cluster's address (default: a private local Ray "
-                    "on 127.0.0.1 with --workers CPUs).")
-flags.DEFINE_integer("workers", 2, "Local Ray: fine-tunes at once.")
-flags.DEFINE_integer("threads_per_worker", 1, "CPU threads per fine-tune.")
-flags.DEFINE_bool("ray_dashboard", False, "Local Ray: start its dashboard.")
+search_flags.define()   # the latency oracle, Ray
 
 
 def _data_config(seed_run: str):
@@ -89,26 +71,6 @@ def _data_config(seed_run: str):
     import dataclasses
     return dataclasses.replace(data, image_size=FLAGS.resolution or data.image_size,
                                seed=FLAGS.seed)
-
-
-def _oracle(output_dir: str):
-    from mobilenet_v3.search import oracles
-    cache = oracles.Cache(os.path.join(output_dir, "latency_cache.json"))
-    host = oracles.HostSettings(core=FLAGS.host_core, runs=FLAGS.host_runs,
-                                repeats=FLAGS.host_repeats)
-    phone = oracles.PhoneSettings(
-        output_dir=os.path.join(output_dir, "phone_runs"), benchmark_binary=FLAGS.benchmark_binary,
-        serial=FLAGS.serial, adb_path=FLAGS.adb, num_runs=FLAGS.phone_runs,
-        cooldown_seconds=FLAGS.phone_cooldown_seconds)
-    device = FLAGS.table_device if FLAGS.oracle == "table" else FLAGS.oracle
-    if FLAGS.oracle == "madds":
-        return oracles.MAddsOracle(cache)
-    if device == "phone" and not FLAGS.benchmark_binary:
-        raise ValueError(f"--oracle={FLAGS.oracle} on the phone needs --benchmark_binary "
-                         "(the Android benchmark_model)")
-    base = oracles.PhoneOracle(phone, cache, log=print) if device == "phone" else \
-        oracles.HostOracle(cache, host)
-    return oracles.TableOracle(base, cache) if FLAGS.oracle == "table" else base
 
 
 def config_from_flags():
@@ -155,9 +117,9 @@ def main(argv):
     from mobilenet_v3.search import netadapt, workers
     try:
         config = config_from_flags()
-        search = netadapt.NetAdapt(config, _oracle(FLAGS.output_dir), workers.RayConfig(
-            address=FLAGS.ray_address, workers=FLAGS.workers, threads=FLAGS.threads_per_worker,
-            dashboard=FLAGS.ray_dashboard), log=lambda text: print(text, flush=True))
+        search = netadapt.NetAdapt(config, search_flags.oracle(FLAGS.output_dir),
+                                   search_flags.ray_config(),
+                                   log=lambda text: print(text, flush=True))
         history = search.run()
     except KeyboardInterrupt:
         print("netadapt.py: interrupted; what was measured is kept: rerun the same command to "

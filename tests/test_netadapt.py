@@ -159,3 +159,62 @@ def test_phone_oracle_on_the_fake_phone(seed_run, tmp_path, monkeypatch):
         arch.modeling_spec(history["seed"]["spec"]).last_conv_channels
     assert run_dir_lib.load_trained(history["final"]["run_dir"]).config.arch == \
         arch.modeling_spec(step["chosen"]["spec"])
+
+
+def test_lookup_table_search(seed_run, tmp_path):
+    """--oracle=table: proposals priced as sums of pieces timed on the host, the final choice
+    re-timed in full and the table's error recorded."""
+    from mobilenet_v3.search import arch
+    from mobilenet_v3.training import run_dir as run_dir_lib
+    from mobilenet_v3.training import TrainConfig
+    from mobilenet_v3.training.schedule import ScheduleConfig
+    data = run_dir_lib.RunDir(seed_run).data_config()
+    train = TrainConfig(model_dir="unused", data=data, global_batch_size=32, train_steps=2,
+                        schedule=ScheduleConfig(base_learning_rate=0.01, base_batch_size=32,
+                                                warmup_epochs=0, decay_rate=1.0))
+    table = oracles.TableOracle(oracles.HostOracle(
+        settings=oracles.HostSettings(warmup=2, runs=10, repeats=2)))
+    config = netadapt.NetAdaptConfig(output_dir=str(tmp_path / "out"), seed=seed_run,
+                                     train=train, target_fraction=0.5, delta_fraction=0.02,
+                                     max_steps=1, spaces=["last"])
+    try:
+        history = netadapt.NetAdapt(config, table, workers.RayConfig(workers=2)).run()
+    finally:
+        workers.stop()
+    assert history["settings"]["oracle"] == "table/host"
+    chosen = history["steps"][0]["chosen"]
+    with open(tmp_path / "out" / netadapt.CACHE) as f:
+        pieces = json.load(f)["table/host/pieces"]
+
+    def summed(spec):     # the table's figure is the sum of its pieces' cached timings
+        network = oracles.Network(arch.modeling_spec(spec), 32, 4)
+        keys = [k for k, _ in oracles._pieces(network)]
+        return keys, sum(pieces[k] for k in keys)
+    seed_keys, seed_ms = summed(history["seed"]["spec"])
+    chosen_keys, chosen_ms = summed(chosen["spec"])
+    assert history["seed"]["latency"] == pytest.approx(seed_ms)
+    assert chosen["latency"] == pytest.approx(chosen_ms)
+    # an edit of the last stage reuses every other piece's timing: only the tail is new
+    assert chosen_keys[:-1] == seed_keys[:-1] and chosen_keys[-1] != seed_keys[-1]
+    full = history["final"]["full_measurement"]
+    assert full["oracle"] == "host" and full["seed"] > 0 and full["final"] > 0
+    assert full["table_predicted"] == pytest.approx([seed_ms, chosen_ms])
+    assert full["table_error"]["relative_errors"] == pytest.approx(
+        [(seed_ms - full["seed"]) / full["seed"], (chosen_ms - full["final"]) / full["final"]])
+
+
+def test_a_failing_fine_tune_is_reported_not_counted(seed_run, tmp_path):
+    """A task that raises is retried once by Ray, then comes back as {'failed': its cause}."""
+    from mobilenet_v3.search import finetune
+    job = finetune.Job(name="step 1 b9.exp", folder=str(tmp_path / "p"),
+                       parent=str(tmp_path / "no_such_parent"), child_spec=None, train=None)
+    seen = []
+    try:
+        results = workers.run_all([job], workers.RayConfig(workers=1),
+                                  lambda i, r: seen.append((i, r)))
+    finally:
+        workers.stop()
+    assert len(results) == 1 and set(results[0]) == {"failed"}
+    reason = results[0]["failed"]
+    assert reason.startswith("step 1 b9.exp: RunFolderError:") and "no_such_parent" in reason
+    assert "\n" not in reason and seen == [(0, results[0])]

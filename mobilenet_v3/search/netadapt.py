@@ -29,7 +29,8 @@ from typing import Callable, Dict, List, Optional
 
 from mobilenet_v3 import files
 from mobilenet_v3.modeling.config import ModelConfig
-from mobilenet_v3.search import arch as arch_lib, finetune, oracles, workers
+from mobilenet_v3.search import arch as arch_lib, finetune, oracles, records, workers
+from mobilenet_v3.search.records import SearchError
 from mobilenet_v3.specs import ArchSpec
 
 RULES = ("ratio", "smallest_drop")
@@ -78,10 +79,6 @@ class NetAdaptConfig:
                 "data": dataclasses.asdict(t.data), "spaces": self.spaces}
 
 
-class SearchError(ValueError):
-    """A search that cannot go on (settings changed on resume, every proposal failed)."""
-
-
 def select(proposals: List[Dict], current_acc: float, current_lat: float, rule: str) -> int:
     """Index of the kept proposal: largest dAcc / |dLat| ('ratio', the paper's) or the
     highest accuracy ('smallest_drop'); ties go to the lower latency, then the earlier."""
@@ -124,24 +121,6 @@ def propose(spec: ArchSpec, latency: float, delta: float, network: Callable,
     return proposals
 
 
-def load_history(out: str, settings: Dict) -> Dict:
-    """The search recorded in `out` (a new one when there is none); a search recorded with
-    other settings is refused, because resuming it would mix two searches."""
-    path = os.path.join(out, HISTORY)
-    if not os.path.exists(path):
-        return {"settings": settings, "seed": None, "steps": [], "final": None}
-    with open(path) as f:
-        history = json.load(f)
-    changed = {k: (history["settings"].get(k), v) for k, v in settings.items()
-               if history["settings"].get(k) != v}
-    if changed:
-        raise SearchError(
-            f"{out} holds a search with other settings: " + "; ".join(
-                f"{k}: {a!r} then, {b!r} now" for k, (a, b) in changed.items())
-            + ". Rerun with the same settings to resume, or use a new --output_dir")
-    return history
-
-
 def full_measurement(oracle: oracles.Oracle, networks: List[oracles.Network]) -> Dict:
     """Seed and final timed together on the device oracle, bypassing the cache (the table's
     base oracle for a lookup table); MAdds are exact."""
@@ -166,7 +145,11 @@ class NetAdapt:
         if oracle.cache.path is None:
             oracle.cache = oracles.Cache(os.path.join(self.out, CACHE))
         from mobilenet_v3.training import run_dir as run_dir_lib
-        self.seed_config = ModelConfig.from_record(run_dir_lib.model_record(config.seed))
+        record = run_dir_lib.model_record(config.seed)
+        if record.get("head_type"):
+            raise SearchError(f"{config.seed} is a {record['head_type']} model; NetAdapt here "
+                              "adapts classifiers (fine-tuned and scored on held-out top-1)")
+        self.seed_config = ModelConfig.from_record(record)
         known = arch_lib.proposal_spaces(arch_lib.spec_of(self.seed_config))
         unknown = sorted(set(config.spaces or ()) - set(known))
         if unknown:
@@ -180,15 +163,12 @@ class NetAdapt:
         return oracles.Network(spec, self.resolution, self.classes)
 
     def _history(self) -> Dict:
-        return load_history(self.out, self.config.record(self.oracle))
+        return records.load(self.out, HISTORY, self.config.record(self.oracle),
+                            lambda: {"seed": None, "steps": [], "final": None})
 
     def _save(self, history: Dict):
-        files.atomic_write_json(os.path.join(self.out, HISTORY), history)
-        try:
-            from mobilenet_v3.search import plot
-            plot.save(history, os.path.join(self.out, "history.png"))
-        except Exception as e:    # a plot must not lose the measured history
-            self.log(f"warning: history.png not written ({e})")
+        from mobilenet_v3.search import plot
+        records.save(self.out, HISTORY, history, plot.save, self.log)
 
     def _job(self, name, folder, parent, spec, child_spec, steps, seed, evaluate_only=False):
         """A fine-tune of `child_spec` (None: the parent's `spec` itself) from `parent`."""

@@ -155,13 +155,16 @@ class HostOracle(Oracle):
         super().__init__(cache)
         self.settings = settings or HostSettings()
 
+    def time_models(self, models: Dict[str, bytes]) -> Dict[str, float]:
+        return time_tflite(models, self.settings)
+
     def _measure(self, networks):
         models = {f"n{i}": network_tflite(n) for i, n in enumerate(networks)}
         ref = self.reference
         ref_ms = self.cache.get(self.id, ref.key) if ref is not None else None
         if ref_ms is not None:
             models["reference"] = network_tflite(ref)
-        measured = time_tflite(models, self.settings)
+        measured = self.time_models(models)
         scale = ref_ms / measured["reference"] if ref_ms is not None else 1.0
         return [measured[f"n{i}"] * scale for i in range(len(networks))]
 
@@ -203,15 +206,19 @@ class PhoneOracle(Oracle):
     def id(self):
         return f"phone:{self.settings.serial or 'default'}:{self.settings.delegate}"
 
-    def _measure(self, networks):
+    def time_models(self, models: Dict[str, bytes]) -> Dict[str, float]:
+        """One android_bench run over all the models (files in a temporary folder)."""
         with tempfile.TemporaryDirectory() as folder:
-            paths = []
-            for i, network in enumerate(networks):
-                path = os.path.join(folder, f"netadapt_{i}.tflite")
-                files.atomic_write(path, network_tflite(network))
-                paths.append(path)
-            measured = time_on_phone(paths, self.settings, self.log)
-        return [measured[p] for p in paths]
+            paths = {}
+            for i, (name, tflite) in enumerate(models.items()):
+                paths[name] = os.path.join(folder, f"netadapt_{i}.tflite")
+                files.atomic_write(paths[name], tflite)
+            measured = time_on_phone(list(paths.values()), self.settings, self.log)
+        return {name: measured[path] for name, path in paths.items()}
+
+    def _measure(self, networks):
+        measured = self.time_models({f"n{i}": network_tflite(n) for i, n in enumerate(networks)})
+        return [measured[f"n{i}"] for i in range(len(networks))]
 
 
 # ---- lookup table ---------------------------------------------------------------------------
@@ -260,6 +267,9 @@ class TableOracle(Oracle):
     name = "table"
 
     def __init__(self, base: Oracle, cache=None):
+        if not hasattr(base, "time_models"):
+            raise ValueError(f"a lookup table sums timed pieces: its base must be a timing "
+                             f"oracle (host or phone), not {base.name}")
         super().__init__(cache)
         self.base = base
 
@@ -280,16 +290,8 @@ class TableOracle(Oracle):
         return {k: self.cache.get(store, k) for k, _ in pieces}
 
     def _time(self, models: Dict[str, bytes]) -> Dict[str, float]:
-        if isinstance(self.base, PhoneOracle):
-            with tempfile.TemporaryDirectory() as folder:
-                paths = {}
-                for i, (k, tflite) in enumerate(models.items()):
-                    paths[k] = os.path.join(folder, f"piece_{i}.tflite")
-                    files.atomic_write(paths[k], tflite)
-                measured = time_on_phone(list(paths.values()), self.base.settings, self.base.log)
-            return {k: measured[p] for k, p in paths.items()}
         named = {f"p{i}": tflite for i, tflite in enumerate(models.values())}
-        measured = time_tflite(named, getattr(self.base, "settings", HostSettings()))
+        measured = self.base.time_models(named)
         return {k: measured[f"p{i}"] for i, k in enumerate(models)}
 
     def _measure(self, networks):
@@ -299,10 +301,6 @@ class TableOracle(Oracle):
             ms = self._piece_ms(pieces)
             result.append(float(sum(ms[k] for k, _ in pieces)))
         return result
-
-    def full(self, networks: Sequence[Network]) -> List[float]:
-        """The base oracle's full measurement of each network (for errors and the final)."""
-        return self.base.measure(networks)
 
 
 # ---- MAdds ----------------------------------------------------------------------------------
@@ -318,7 +316,6 @@ class MAddsOracle(Oracle):
             tf_keras.backend.clear_session()
             values.append(cost.totals(cost.profile(build_model(network.config()))).madds / 1e6)
         return values
-
 
 
 def error_table(predicted: Sequence[float], measured: Sequence[float]) -> Dict:

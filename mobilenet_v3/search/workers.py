@@ -53,8 +53,8 @@ def start(config: RayConfig):
     if config.address:
         ray.init(address=config.address, runtime_env=env, log_to_driver=True)
     else:
-        ray.init(address="local", num_cpus=config.workers * config.threads, include_dashboard=config.dashboard,
-                 _node_ip_address="127.0.0.1", runtime_env=env, log_to_driver=True,
+        ray.init(address="local", num_cpus=config.workers * config.threads,
+                 include_dashboard=config.dashboard, _node_ip_address="127.0.0.1", runtime_env=env, log_to_driver=True,
                  configure_logging=False)
     return ray
 
@@ -103,6 +103,10 @@ def run_all(jobs: Sequence[finetune.Job], config: RayConfig,
 
 
 def _reason(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    cause = [line for line in text if line.startswith(("RuntimeError:", "ray.exceptions"))]
-    return (cause[-1] if cause else (text[-1] if text else type(error).__name__))[:500]
+    """The first line of the task's own exception (a RayTaskError carries it as `cause`:
+    "<job>: <type>: <message>"), else the last line of Ray's error (a crashed worker)."""
+    cause = getattr(error, "cause", None)
+    lines = str(cause if cause is not None else error).strip().splitlines()
+    if not lines:
+        return type(error).__name__
+    return (lines[0] if cause is not None else lines[-1])[:500]
