@@ -1,4 +1,5 @@
-"""One proposal's fine-tune: inherit the parent's weights, train T steps, evaluate.
+"""One proposal's fine-tune: inherit the parent's weights, train T steps, evaluate (or a
+NAS trial: the same from scratch).
 
 Each proposal is a normal train.py run folder (`<proposal>/run`), started from its inherited
 weights (`<proposal>/inherited`, a model.keras folder that --init_weights takes), so a killed
@@ -21,7 +22,8 @@ INHERITED, RUN = "inherited", "run"
 class Job:
     name: str                   # 'step 3 / b4.exp' (reports)
     folder: str                 # the proposal's folder: inherited/ and run/
-    parent: str                 # the parent's model folder (model.keras + model_config.json)
+    parent: Optional[str]       # the parent's model folder (model.keras + model_config.json);
+    #                             None: train.model from scratch (a NAS trial)
     child_spec: Optional[ArchSpec]   # None: the parent itself (the seed's evaluation)
     train: object               # training.TrainConfig; model_dir/init_weights set by run()
     evaluate_only: bool = False
@@ -78,9 +80,11 @@ def run(job: Job) -> Dict:
     done = _finished(job)
     if done is not None:
         return dict(done, resumed=True, seconds=0.0, run_dir=job.run_dir)
-    write_inherited(job)
+    if job.parent is not None:
+        write_inherited(job)
     from mobilenet_v3.training import Trainer
-    train = dataclasses.replace(job.train, model_dir=job.run_dir, init_weights=job.inherited)
+    train = dataclasses.replace(job.train, model_dir=job.run_dir,
+                                init_weights=job.inherited if job.parent else None)
     if job.evaluate_only:
         trainer = Trainer(train)
         trainer.restore_or_initialize()

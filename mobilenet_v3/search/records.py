@@ -15,6 +15,7 @@ def load(out: str, name: str, settings: Dict, empty: Callable[[], Dict]) -> Dict
     """The search recorded in `out/name`, or `empty()` with these settings; a search
     recorded with other settings is refused, because resuming it would mix two searches."""
     path = os.path.join(out, name)
+    settings = json.loads(json.dumps(settings))    # as the file holds them (tuples: lists)
     if not os.path.exists(path):
         return dict(empty(), settings=settings)
     try:
