@@ -19,9 +19,8 @@ import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 
-import sys  # noqa: E402
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 import data_flags  # noqa: E402
 import search_flags  # noqa: E402
@@ -107,30 +106,13 @@ def config_from_flags():
 
 
 def main(argv):
-    if len(argv) > 1:
-        print(f"netadapt.py: unexpected arguments {argv[1:]} (flags are --name=value)",
-              file=sys.stderr)
-        return 1
-    logging.set_verbosity(logging.ERROR)    # the converter's deprecation warning per file
-    from android_bench.bench import BenchmarkFailed
-    from android_bench.device import DeviceError
-    from mobilenet_v3.search import netadapt, workers
-    try:
-        config = config_from_flags()
-        search = netadapt.NetAdapt(config, search_flags.oracle(FLAGS.output_dir),
-                                   search_flags.ray_config(),
-                                   log=lambda text: print(text, flush=True))
-        history = search.run()
-    except KeyboardInterrupt:
-        print("netadapt.py: interrupted; what was measured is kept: rerun the same command to "
-              "resume", file=sys.stderr)
-        return 130
-    except (ValueError, OSError, DeviceError, BenchmarkFailed) as e:
-        reason = getattr(e, "strerror", None) and f"{e.filename}: {e.strerror}" or str(e)
-        print(f"netadapt.py: {reason}", file=sys.stderr)
-        return 1
-    finally:
-        workers.stop()
+    def search(oracle, ray, log):
+        from mobilenet_v3.search import netadapt
+        config = config_from_flags()        # before the oracle: a bad flag touches no file
+        return netadapt.NetAdapt(config, oracle(), ray, log=log).run()
+    code, history = search_flags.run("netadapt.py", argv, search)
+    if code:
+        return code
     final = history["final"]
     print(f"done: {final['steps']} step(s); {final['latency']:.4f} "
           f"{history['settings']['unit']} (target {final['target']:.4f}), top1 "

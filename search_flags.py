@@ -61,3 +61,32 @@ def ray_config():
     from mobilenet_v3.search import workers
     return workers.RayConfig(address=FLAGS.ray_address, workers=FLAGS.workers,
                              threads=FLAGS.threads_per_worker, dashboard=FLAGS.ray_dashboard)
+
+
+def run(script: str, argv, search):
+    """Runs `search(oracle, ray_config, log) -> history` as an entry script does: a message
+    on stderr and exit 1 for bad input or a search that cannot go on, 130 when interrupted
+    (what was measured is kept), Ray stopped in every case. Returns (exit code, history)."""
+    import sys
+    from absl import logging
+    if len(argv) > 1:
+        print(f"{script}: unexpected arguments {argv[1:]} (flags are --name=value)",
+              file=sys.stderr)
+        return 1, None
+    logging.set_verbosity(logging.ERROR)    # the converter's deprecation warning per file
+    from android_bench.bench import BenchmarkFailed
+    from android_bench.device import DeviceError
+    from mobilenet_v3.search import workers
+    try:
+        return 0, search(lambda: oracle(FLAGS.output_dir), ray_config(),
+                         lambda text: print(text, flush=True))
+    except KeyboardInterrupt:
+        print(f"{script}: interrupted; what was measured is kept: rerun the same command to "
+              "resume", file=sys.stderr)
+        return 130, None
+    except (ValueError, OSError, DeviceError, BenchmarkFailed) as e:
+        reason = getattr(e, "strerror", None) and f"{e.filename}: {e.strerror}" or str(e)
+        print(f"{script}: {reason}", file=sys.stderr)
+        return 1, None
+    finally:
+        workers.stop()
