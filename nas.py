@@ -64,7 +64,6 @@ search_flags.define()   # the latency oracle, Ray
 
 
 def _base_model(data):
-    import json
     from mobilenet_v3 import ModelConfig
     from mobilenet_v3.data import pipeline
     from mobilenet_v3.search import arch as arch_lib
@@ -72,17 +71,10 @@ def _base_model(data):
     if FLAGS.seed_arch in ("small", "large"):
         base = ModelConfig.from_flat(name=FLAGS.seed_arch, weight_decay=FLAGS.weight_decay)
     else:
-        path = FLAGS.seed_arch
         try:
-            if os.path.isfile(path):
-                with open(path) as f:
-                    record = json.load(f)
-            else:
-                record = run_dir_lib.model_record(path)
-            found = ModelConfig.from_record(record)
-        except (OSError, ValueError) as e:
-            raise ValueError(f"--seed_arch={path}: not small, large, a run folder or a "
-                             f"model_config.json ({e})") from None
+            found = run_dir_lib.recorded_config(FLAGS.seed_arch)
+        except ValueError as e:
+            raise ValueError(f"--seed_arch={e} (or: small, large)") from None
         base = arch_lib.with_spec(ModelConfig.from_flat(name=found.name,
                                                         weight_decay=FLAGS.weight_decay),
                                   arch_lib.spec_of(found))

@@ -179,18 +179,11 @@ def config_from_flags():
 
 def _with_arch(model, path: str):
     """`model` building the rows recorded at `path` (a run folder or a model_config.json)."""
-    import json
-    from mobilenet_v3 import ModelConfig
     from mobilenet_v3.training import run_dir as run_dir_lib
     try:
-        if os.path.isfile(path):
-            with open(path) as f:
-                record = json.load(f)
-        else:
-            record = run_dir_lib.model_record(path)
-        found = ModelConfig.from_record(record)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"--arch={path}: not a run folder or model_config.json ({e})") from None
+        found = run_dir_lib.recorded_config(path)
+    except ValueError as e:
+        raise ValueError(f"--arch={e}") from None
     if found.name != model.name:
         raise ValueError(f"--arch={path} is a MobileNetV3-{found.name.capitalize()}: set "
                          f"--model={found.name}")

@@ -337,6 +337,20 @@ def model_record(path: str) -> Dict:
     return record["trained_model"]
 
 
+def recorded_config(path: str) -> ModelConfig:
+    """The ModelConfig recorded at `path`: a model_config.json file, a run folder or a
+    trained model (train.py --arch, nas.py --seed_arch take any of them)."""
+    try:
+        if os.path.isfile(path) and path.endswith(".json"):
+            with open(path) as f:
+                record = json.load(f)
+        else:
+            record = model_record(path)
+        return ModelConfig.from_record(record)
+    except (OSError, ValueError) as e:
+        raise RunFolderError(f"{path}: not a run folder or model_config.json ({e})") from None
+
+
 def head_type(path: str) -> Optional[str]:
     """What task a trained model is: the head_type its record names (None: a classifier)."""
     return model_record(path).get("head_type")
