@@ -85,14 +85,15 @@ def test_killed_search_resumes_with_the_same_samples(search, tmp_path):
     _, reference, _ = search
     out = tmp_path / "out"
     command, options = _cli(out)
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True, **options)
     deadline = time.time() + 600
-    try:     # kill it in round 2, once one of its trials has finished
+    try:     # kill it in round 2, once one of its trials has finished (polled often: the
+        #      round's other trials may end moments later)
         while not any((out / "trials" / f"0002_{i}" / "run" / "final" / "eval.json").exists()
                       for i in range(3)):
             assert process.poll() is None and time.time() < deadline, "the search ended early"
-            time.sleep(0.5)
+            time.sleep(0.05)
     finally:
         os.killpg(process.pid, signal.SIGKILL)
         process.wait()

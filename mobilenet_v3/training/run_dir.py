@@ -133,6 +133,7 @@ class RunDir:
         """Refuses a resume of another model, or (unless `allow_changes`) with other settings
         that decide the examples, the schedule or the optimizer; writes `record` (the chief).
         An overridden record is kept as train_config.<time>.json."""
+        record = json.loads(json.dumps(record))    # as the file holds it (tuples: lists)
         previous = self.read_record()
         if previous is not None:
             model_diff = _differences(previous.get("trained_model", {}),
