@@ -9,7 +9,7 @@ import pytest
 
 from mobilenet_v3 import ModelConfig, build_model
 from mobilenet_v3.search import arch, controller as controller_lib, nas, space
-from mobilenet_v3.specs import HS, LARGE, RE, SMALL
+from mobilenet_v3.specs import LARGE, RE, SMALL
 
 
 @pytest.mark.parametrize("seed", [SMALL, LARGE], ids=["small", "large"])
@@ -151,4 +151,3 @@ def test_controller_beats_random_search_on_a_fixed_landscape():
 
 def test_a_stronger_latency_exponent_moves_the_late_samples_faster():
     assert _search("controller", 0, w=-0.15)[1] < _search("controller", 0, w=-0.07)[1]
-    assert HS in space.GROUP_CHOICES[2].options
